@@ -1,0 +1,83 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Transfer learning for HRTEM segmentation, regenerated
+#
+# Can a segmentation network trained on one kind of high-resolution TEM image be carried over to another (another
+# defocus, another electron dose, another crystal) with a little data of the new kind? This book regenerates,
+# from atoms to figures, the study *Strategies for effective transfer learning for HRTEM analysis with neural
+# networks* (L. Rangel DaCosta, H. Oill, M. Scott, Elemental Microscopy EM000010, 2025, doi 10.69761/kjte5358).
+# Every image is simulated (abTEM multislice of nanoparticles on amorphous carbon), every network trained
+# (a U-Net in PyTorch), and every number in the prose computed by the run that rendered the page.
+#
+# ## How to read the figures
+#
+# - Each heatmap cell is a pair (pretraining domain, target domain). **P** is the loss on the target of a model
+#   after pretraining only (at the epoch of its best validation loss on the pretraining domain); **T** is the loss
+#   on the target after transfer learning on a few target images (at the epoch of its best target loss). The
+#   diagonal has no transfer: there T repeats P.
+# - Losses are per-pixel cross-entropy in nats: 0 is a perfect segmentation. (The published losses carry a floor
+#   of 0.3133 from a doubled softmax; ours do not, so the study's values appear beside ours on their own scale.)
+# - The checkboxes pick which freezing options (none, encoder, decoder) enter a cell; the radio buttons pick the
+#   reduction (median, mean, min, max) over the models of a cell. Both work in the page, with no kernel.
+
+# %% tags=["parameters"]
+preset = "cpu"  # smoke | cpu | paper
+cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
+device = "auto"  # auto | cpu | cuda
+static_dir = None  # folder for PNG copies of the figures
+live_widgets = False  # ipywidgets controls (needs a live kernel)
+
+# %% tags=["hide-input"]
+import pandas as pd
+from myst_nb import glue
+
+from hrtem_tl.book import read_timings
+from hrtem_tl.presets import PRESETS
+from hrtem_tl.study import grid_size
+
+timings = read_timings(preset, cache)
+for stage in ("simulate", "train"):
+    glue(f"time_{stage}_min", timings.get(stage, float("nan")) / 60, display=False)
+glue("preset_name", preset, display=False)
+
+# %% [markdown]
+# ## Presets
+#
+# One code path at three scales. The table lists what each preset simulates and trains; the field, sampling and
+# counts of `cpu` are shrunk (each choice is explained in `hrtem_tl/presets.py`), while every dataset, every
+# figure cell and all three freezing options are kept.
+
+# %% tags=["hide-input"]
+pd.DataFrame([{
+    "preset": p.name, "field (nm)": p.extent / 10, "sampling (Å)": p.sim_sampling, "pixel (Å)": p.pixel_size,
+    "phonons": p.n_phonons, "train/val scenes (CdSe)": f"{p.n_train}/{p.n_val}",
+    "train/val per structure": f"{p.structure_train}/{p.structure_val}", "U-Net width": p.width,
+    "epochs per stage": p.epochs, "seeds": len(p.seeds),
+    "models (dose/defocus/structure)": "/".join(str(sum(grid_size(s, p).values()))
+                                                for s in ("dose", "defocus", "structure"))}
+    for p in PRESETS.values()])
+
+# %% [markdown]
+# This page was rendered at preset **{glue:text}`preset_name`**. In the run that built it, simulating every
+# dataset took {glue:text}`time_simulate_min:.1f` min and training every model {glue:text}`time_train_min:.1f`
+# min (zero when the cache already held them).
+#
+# ## Re-running
+#
+# - The whole book: `python -m hrtem_tl book --preset cpu` (the default) makes whatever data and models are
+#   missing, executes each chapter with papermill and builds the HTML.
+# - One chapter with other parameters:
+#   `papermill chapters/dose.ipynb out.ipynb -p preset smoke` (add `-p device cuda` on a GPU machine).
+# - The stages alone: `python -m hrtem_tl simulate --series dose --preset cpu`, then
+#   `python -m hrtem_tl train --series dose --preset cpu`; `--scheduler tcp://host:8786` sends the independent
+#   scenes and models to an existing Dask cluster.
+# - In a live kernel, set `live_widgets = True` to get ipywidgets controls over the same tables.

@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Methods: from atoms to a trained model
+#
+# Everything here is computed by the package `hrtem_tl` in this run; the numbers come from
+# `../shared/STUDY.md` (the study's methods), cited in the code where they are used.
+
+# %% tags=["parameters"]
+preset = "cpu"  # smoke | cpu | paper
+cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
+device = "auto"  # auto | cpu | cuda
+static_dir = None  # folder for PNG copies of the figures
+live_widgets = False  # ipywidgets controls (needs a live kernel)
+
+# %% tags=["hide-input"]
+import pandas as pd
+from myst_nb import glue
+
+from hrtem_tl import datasets, figures, simulate, study, structures
+from hrtem_tl.model import UNet, count_trainable, freeze
+from hrtem_tl.presets import get_preset
+
+pr = get_preset(preset)
+datasets.simulate_series("all", preset, cache, "gpu" if device == "cuda" and simulate.gpu_available() else "cpu",
+                         progress=False)
+
+# %% [markdown]
+# ## Structures
+#
+# Nanoparticles are spheres cut from a bulk crystal in a uniformly random orientation and placed on amorphous
+# carbon (2 g/cm³, no C-C pair closer than 1.3 Å); CdSe particles carry up to two stacking faults.
+
+# %% tags=["hide-input"]
+pd.DataFrame([{"lattice": lat.name, "structure": lat.structure, "space group": lat.spacegroup, "a (Å)": lat.a,
+               "c (Å)": lat.c or "", "atoms per cell": len(lat.unit_cell()), "label blur (Å)": lat.label_blur}
+              for lat in structures.LATTICES.values()])
+
+# %% [markdown]
+# ## Imaging
+#
+# One multislice exit wave per scene at 300 kV, downsampled to the output pixel; then, per dataset, the optics
+# (defocus drawn around the domain's with a standard deviation of 1.5 nm, focal spread 10 Å) and Poisson noise at
+# the dataset's dose. Zero defocus is the minimum-contrast plane of the particles in vacuum, found per scene.
+# Labels come from the particles-in-vacuum phase (> π/16), blurred and thresholded so that their area matches
+# the projected particles. Pick a dataset to see a validation image and its label:
+
+# %%
+examples = figures.example_table({name: s.domains for name, s in datasets.SERIES.items()}, preset, cache)
+figures.show(figures.example_viewer(examples), "examples", static_dir)
+
+# %% tags=["hide-input"]
+glue("preset_name", pr.name, display=False)
+glue("pixel_size", pr.pixel_size, display=False)
+glue("extent_nm", pr.extent / 10, display=False)
+glue("n_phonons", pr.n_phonons, display=False)
+glue("sim_sampling", pr.sim_sampling, display=False)
+
+# %% [markdown]
+# At this preset ({glue:text}`preset_name`): a {glue:text}`extent_nm:.1f` nm field, multislice sampling
+# {glue:text}`sim_sampling` Å, {glue:text}`n_phonons` frozen-phonon configuration(s), output pixels of
+# {glue:text}`pixel_size` Å.
+
+# %% [markdown]
+# ## Network and protocol
+#
+# A U-Net with a pre-activation ResNet encoder (initial block, four stages of two residual units) and a decoder
+# of upsampling blocks joined by skip connections, ending in a 1x1 convolution to two classes. Two stages of
+# training: pretraining on the source domain, then transfer learning on the target with none, the encoder or
+# the decoder frozen. Cross-entropy on logits, Adam, learning rate x0.99 per epoch, minibatch 16, dihedral
+# augmentation.
+
+# %% tags=["hide-input"]
+paper_net = UNet(64)
+total = count_trainable(paper_net)
+glue("paper_params_m", total / 1e6, display=False)
+glue("paper_encoder_frozen_pct", 100 * (1 - freeze(paper_net, "encoder") / total), display=False)
+glue("this_width", pr.width, display=False)
+glue("this_params_m", count_trainable(UNet(pr.width)) / 1e6, display=False)
+
+# %% [markdown]
+# At the study's width the network has {glue:text}`paper_params_m:.1f` M trainable parameters; freezing the encoder
+# removes {glue:text}`paper_encoder_frozen_pct:.0f` % of them. This run used width {glue:text}`this_width`
+# ({glue:text}`this_params_m:.2f` M parameters).
+#
+# ## Training cost per freezing option (Fig 6.2), measured in this run
+
+# %% tags=["hide-input"]
+rows = pd.concat([study.load_results(s, preset, cache) for s in datasets.SERIES], ignore_index=True)
+transfers = rows[rows.kind == "transfer"].copy()
+transfers["ms per image"] = 1000 / transfers.images_per_second
+figures.show(figures.reduced_bars(transfers, "series", "series", "ms per image", "training time per image (ms)",
+                                  title=f"Transfer-learning cost on {transfers.device.iloc[0]}"),
+             "training_cost", static_dir)
+
+# %% tags=["hide-input"]
+cost = transfers.groupby("freeze")["ms per image"].median()
+params = transfers.groupby("freeze")["trainable_params"].median()
+glue("cost_none", cost.get("none"), display=False)
+glue("cost_encoder", cost.get("encoder"), display=False)
+glue("cost_decoder", cost.get("decoder"), display=False)
+glue("cost_saving_pct", 100 * (1 - cost.get("encoder") / cost.get("none")), display=False)
+glue("params_saving_pct", 100 * (1 - params.get("encoder") / params.get("none")), display=False)
+
+# %% [markdown]
+# Median training time per image: {glue:text}`cost_none:.2f` ms with nothing frozen,
+# {glue:text}`cost_encoder:.2f` ms with the encoder frozen and {glue:text}`cost_decoder:.2f` ms with the decoder
+# frozen. Freezing the encoder cut the trainable parameters by {glue:text}`params_saving_pct:.0f` % and the time
+# by {glue:text}`cost_saving_pct:.0f` % (the study: ~80 % and 15-25 %).

@@ -1,0 +1,7 @@
+"""hrtem-tl: regenerate "Strategies for effective transfer learning for HRTEM analysis with neural networks".
+
+Pipeline stages, each a module that imports only earlier ones:
+``structures -> simulate -> datasets -> model/train -> study -> figures``.
+"""
+
+__version__ = "0.1.0"

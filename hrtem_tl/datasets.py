@@ -1,0 +1,272 @@
+"""The three dataset series (defocus, dose, structure) as data, their scenes, and their cached arrays.
+
+One exit wave per scene feeds every defocus and dose dataset: a scene artefact stores the downsampled exit
+wave(s), the particles-in-vacuum wave, the mask and the calibrated zero defocus; a dataset artefact applies the
+optics and the dose of its domain to every scene of its split. STUDY.md section 3 gives the series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import simulate as sim
+from . import structures as st
+from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
+from .presets import Preset, get_preset
+
+DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
+LABEL_LEVEL = 0.1  # the blurred label is a particle where > 0.1: its area then matches the projected discs
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class Series:
+    """A dataset series: which scenes, which domains, and the imaging conditions of each domain."""
+
+    name: str
+    group: str  # "cdse": the shared CdSe scenes; "structure": per-lattice scenes
+    domains: tuple  # domain labels (str)
+    sources: tuple  # pretraining domains
+    unit: str
+    fixed: dict
+
+    def conditions(self, domain: str) -> dict:
+        """Lattice, size class, defocus (Å) and dose (e-/Å2) of one domain."""
+        if domain not in self.domains:
+            raise ValueError(f"domain={domain!r} is not in the {self.name} series; allowed: {', '.join(self.domains)}")
+        cond = dict(self.fixed)
+        if self.name == "defocus":
+            cond["defocus"] = float(domain)
+        elif self.name == "dose":
+            cond["dose"] = float(domain)
+        else:
+            cond["lattice"], cond["size"] = domain.rsplit("_", 1)
+        return cond
+
+
+DEFOCI = tuple(str(d) for d in range(-250, 251, 50))  # Å: -25..+25 nm in 5 nm steps
+SERIES: dict[str, Series] = {
+    "defocus": Series("defocus", "cdse", DEFOCI, ("-100", "-50", "0", "50", "100"), "Å",
+                      {"lattice": "CdSe", "size": "cdse", "dose": 400.0}),
+    "dose": Series("dose", "cdse", ("30", "75", "150", "300", "600"), ("30", "75", "150", "300", "600"), "e-/Å²",
+                   {"lattice": "CdSe", "size": "cdse", "defocus": -100.0}),
+    "structure": Series("structure", "structure",
+                        tuple(f"{lat}_{size}" for lat in st.LATTICES for size in ("small", "large")),
+                        tuple(f"{lat}_{size}" for lat in st.LATTICES for size in ("small", "large")), "",
+                        {"defocus": -100.0, "dose": 300.0}),
+}
+
+
+def get_series(name: str) -> Series:
+    try:
+        return SERIES[name]
+    except KeyError:
+        raise ValueError(f"series={name!r} is unknown; allowed: {', '.join(SERIES)}") from None
+
+
+def series_names(name: str) -> list[str]:
+    """``all`` or one series name -> list of names (validated)."""
+    return list(SERIES) if name == "all" else [get_series(name).name]
+
+
+# ---------------------------------------------------------------- scenes
+
+def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
+    """The scenes behind one split of a series: lattice, size class, index and the simulation parameters."""
+    n = {"cdse": (preset.n_train, preset.n_val), "structure": (preset.structure_train, preset.structure_val)}
+    count = n[series.group][SPLITS.index(split)]
+    if series.group == "cdse":
+        kinds = [("CdSe", "cdse")]
+    else:
+        kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
+    return [{"lattice": lat, "size": size, "split": split, "index": i, "sim": preset.simulation_params()}
+            for lat, size in kinds for i in range(count)]
+
+
+def _seed(spec: dict) -> int:
+    """A 63-bit seed from a spec (independent of the package version)."""
+    return int(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:15], 16)
+
+
+def scene_path(spec: dict, cache) -> Path:
+    return cache_dir(cache) / "scenes" / spec["lattice"] / f"{spec['size']}-{spec['split']}-{key_of(spec)}.npz"
+
+
+def _radius_range(spec: dict) -> tuple[float, float]:
+    p = spec["sim"]
+    if spec["size"] == "cdse":
+        return p["cdse_diameter"][0] / 2, p["cdse_diameter"][1] / 2
+    return tuple(p["size_radius"][spec["size"]])
+
+
+def build_scene(spec: dict, rng: np.random.Generator) -> tuple[st.Scene, int]:
+    """Atoms of a scene: n particles drawn in the preset's range, lowered until they fit at >= 1 nm apart."""
+    p = spec["sim"]
+    lo, hi = p["particles"][spec["size"]]
+    n = int(rng.integers(lo, hi + 1))
+    thickness = float(rng.uniform(*p["substrate_thickness"]))
+    faults = 2 if spec["lattice"] == "CdSe" else 0
+    while True:
+        radii = rng.uniform(*_radius_range(spec), size=n)
+        try:
+            return st.make_scene(spec["lattice"], radii, p["extent"], thickness, rng, max_faults=faults), n
+        except ValueError:
+            if n == 1:
+                raise
+            n -= 1
+
+
+def configure_abtem(device: str = "cpu") -> None:
+    """One FFTW thread per worker, cheap plans (FFTW_ESTIMATE), float32."""
+    import abtem
+
+    abtem.config.set({"fftw.threads": 1, "fftw.planning_effort": "FFTW_ESTIMATE", "precision": "float32",
+                      "device": device})
+
+
+def simulate_scene(spec: dict, cache=None, device: str = "cpu") -> str:
+    """Simulate one scene (if not cached) and return its artefact path."""
+    path = scene_path(spec, cache)
+    if load_or_none(path) is not None:
+        return str(path)
+    configure_abtem(device)
+    p = spec["sim"]
+    seed = _seed(spec)
+    rng = np.random.default_rng(seed)
+    scene, n = build_scene(spec, rng)
+    factor = int(round(p["pixel_size"] / p["sim_sampling"]))
+    waves = sim.exit_waves(scene.atoms, p["sim_sampling"], p["slice_thickness"], p["n_phonons"], seed % 2**31,
+                           device=device)
+    vacuum = sim.exit_waves(scene.particles, p["sim_sampling"], p["slice_thickness"], 0, 0, device=device)
+    waves, vacuum = sim.fourier_crop(waves, factor), sim.fourier_crop(vacuum, factor)[0]
+    blur = st.get_lattice(spec["lattice"]).label_blur
+    soft = sim.soft_label(vacuum, p["pixel_size"], blur)
+    meta = {"spec": spec, "seed": seed, "n_particles": n, "radii": scene.radii, "centres": scene.centres,
+            "substrate_thickness": scene.substrate_thickness, "projected_area": scene.projected_area,
+            "n_atoms": len(scene.atoms), "zero_defocus": sim.calibrate_zero_defocus(vacuum, p["pixel_size"]),
+            "label_blur": blur}
+    save_npz(path, meta, waves=waves, vacuum=vacuum, mask=(soft > LABEL_LEVEL).astype(np.uint8))
+    return str(path)
+
+
+# ---------------------------------------------------------------- datasets
+
+@dataclass
+class Dataset:
+    """Images (float32 electron counts, n x h x w), masks (uint8 0/1) and metadata of one dataset."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def dataset_spec(series: str, domain: str, split: str, preset: str | Preset) -> dict:
+    s, pr = get_series(series), get_preset(preset)
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is unknown; allowed: {', '.join(SPLITS)}")
+    cond = s.conditions(domain)
+    specs = [sp for sp in scene_specs(s, pr, split) if s.group == "cdse"
+             or (sp["lattice"], sp["size"]) == (cond["lattice"], cond["size"])]
+    return {"series": series, "domain": domain, "split": split, "preset": pr.name, "conditions": cond,
+            "defocus_sd": DEFOCUS_SD, "pixel_size": pr.pixel_size, "scenes": [key_of(sp) for sp in specs],
+            "scene_specs": specs}
+
+
+def dataset_path(series: str, domain: str, split: str, preset: str | Preset, cache=None) -> Path:
+    spec = dataset_spec(series, domain, split, preset)
+    key = key_of({k: v for k, v in spec.items() if k != "scene_specs"})
+    return cache_dir(cache) / "datasets" / get_preset(preset).name / series / f"{domain}-{split}-{key}.npz"
+
+
+def derive_dataset(series: str, domain: str, split: str, preset: str | Preset, cache=None) -> Path:
+    """Apply the domain's optics and dose to every scene of the split; write the dataset artefact."""
+    spec = dataset_spec(series, domain, split, preset)
+    path = dataset_path(series, domain, split, preset, cache)
+    if load_or_none(path) is not None:
+        return path
+    cond, pixel = spec["conditions"], spec["pixel_size"]
+    images, masks, defoci, zeros = [], [], [], []
+    for i, sspec in enumerate(spec["scene_specs"]):
+        loaded = load_or_none(scene_path(sspec, cache))
+        if loaded is None:
+            raise FileNotFoundError(f"scene {scene_path(sspec, cache)} is missing; run "
+                                    f"`python -m hrtem_tl simulate --series {series} --preset {spec['preset']}`")
+        smeta, arr = loaded
+        rng = np.random.default_rng([_seed({k: spec[k] for k in ("series", "domain", "split")}), i])
+        defocus = float(rng.normal(cond["defocus"], DEFOCUS_SD))
+        clean = sim.intensity(arr["waves"], pixel, defocus + smeta["zero_defocus"])
+        images.append(sim.apply_dose(clean, cond["dose"], pixel, rng))
+        masks.append(arr["mask"])
+        defoci.append(defocus)
+        zeros.append(smeta["zero_defocus"])
+    meta = {k: v for k, v in spec.items() if k != "scene_specs"}
+    meta.update(lattice=cond["lattice"], size=cond["size"], dose=cond["dose"], defocus_mean=cond["defocus"],
+                seed=_seed({k: spec[k] for k in ("series", "domain", "split")}))
+    save_npz(path, meta, images=np.stack(images), masks=np.stack(masks), defocus=np.array(defoci),
+             zero_defocus=np.array(zeros))
+    return path
+
+
+def load(path: str | os.PathLike) -> Dataset:
+    """Read a dataset artefact written by :func:`derive_dataset`."""
+    meta, arr = load_npz(Path(path))
+    meta["defocus"] = arr["defocus"].tolist()
+    meta["zero_defocus"] = arr["zero_defocus"].tolist()
+    return Dataset(images=arr["images"], masks=arr["masks"], meta=meta)
+
+
+def load_dataset(series: str, domain: str, split: str, preset: str | Preset, cache=None) -> Dataset:
+    """The dataset of one (series, domain, split); a clear error names the command that makes it."""
+    path = dataset_path(series, domain, split, preset, cache)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {series}/{domain}/{split} of preset {get_preset(preset).name} is missing; "
+                                f"run `python -m hrtem_tl simulate --series {series} --preset "
+                                f"{get_preset(preset).name}`")
+    return load(path)
+
+
+# ---------------------------------------------------------------- the whole stage
+
+def all_scene_specs(names: list[str], preset: Preset) -> list[dict]:
+    """Unique scene specs of the given series (defocus and dose share theirs)."""
+    seen, out = set(), []
+    for name in names:
+        for split in SPLITS:
+            for spec in scene_specs(SERIES[name], preset, split):
+                k = key_of(spec)
+                if k not in seen:
+                    seen.add(k)
+                    out.append(spec)
+    return out
+
+
+def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=None, device: str = "cpu",
+                    scheduler: str | None = None, progress: bool = True) -> list[Path]:
+    """Make every scene and dataset of ``series`` that is missing; return the dataset paths.
+
+    ``scheduler``: None starts a local Dask cluster (one single-threaded worker per core); ``"synchronous"``
+    runs in this process; any other value is the address of an existing Dask scheduler.
+    """
+    from .parallel import run_tasks
+
+    names, pr = series_names(series), get_preset(preset)
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r} is unknown; allowed: cpu, gpu")
+    missing = [s for s in all_scene_specs(names, pr) if load_or_none(scene_path(s, cache)) is None]
+    run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
+              desc="scenes", progress=progress, gpu=device == "gpu")
+    paths = []
+    for name in names:
+        for domain in SERIES[name].domains:
+            for split in SPLITS:
+                paths.append(derive_dataset(name, domain, split, pr, cache))
+    return paths

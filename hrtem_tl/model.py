@@ -1,0 +1,129 @@
+"""The study's U-Net (STUDY.md 4) in plain torch: pre-activation ResNet encoder, skip-connected decoder.
+
+``width`` is the channel count of the first stage; stages have width x (1, 2, 4, 8), as in ResNet-18. At
+``width=64`` the network has about 14.3 M trainable parameters, 78 % of them in the encoder (the study: ~14 M,
+~80 %). Inputs must have sides divisible by 32.
+
+``model.encoder`` = initial block (7x7 conv with stride 2, BN, ReLU, then a max-pool) + four downsampling
+stages of two pre-activation residual units (1/4 to 1/32 resolution); ``model.decoder`` = five upsampling
+blocks (nearest upsampling, concatenation of the skip where there is one, BN-ReLU-conv x 2) with width x
+(4, 2, 1, 1/2, 1/4) channels, and the 1x1 head to 2 classes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FREEZE_OPTIONS = ("none", "encoder", "decoder")
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+class PreActUnit(nn.Module):
+    """BN-ReLU-conv-BN-ReLU-conv with an identity shortcut, or a 1x1 conv when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+                         if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + self.shortcut(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, width: int, in_channels: int = 1):
+        super().__init__()
+        self.initial = nn.Sequential(nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+                                     nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        chans = [width, width, 2 * width, 4 * width, 8 * width]
+        self.stages = nn.ModuleList(
+            nn.Sequential(PreActUnit(chans[i], chans[i + 1], stride=1 if i == 0 else 2),
+                          PreActUnit(chans[i + 1], chans[i + 1]))
+            for i in range(4))
+
+    def forward(self, x):
+        skips = [self.initial(x)]
+        x = F.max_pool2d(skips[0], 2)
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        return skips  # 1/2, 1/4, 1/8, 1/16, 1/32 resolution
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin + cskip), nn.ReLU(inplace=True), conv3x3(cin + cskip, cout),
+                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True), conv3x3(cout, cout))
+
+    def forward(self, x, skip=None):
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.body(x if skip is None else torch.cat([x, skip], dim=1))
+
+
+class Decoder(nn.Module):
+    def __init__(self, width: int, n_classes: int = 2):
+        super().__init__()
+        w = width
+        c = [8 * w, 4 * w, 2 * w, w, max(w // 2, 4), max(w // 4, 4)]
+        skip_channels = [4 * w, 2 * w, w, w, 0]
+        self.blocks = nn.ModuleList(UpBlock(c[i], skip_channels[i], c[i + 1]) for i in range(5))
+        self.head = nn.Conv2d(c[-1], n_classes, 1)
+
+    def forward(self, skips):
+        x = skips[-1]
+        for block, skip in zip(self.blocks, [*reversed(skips[:-1]), None]):
+            x = block(x, skip)
+        return self.head(x)
+
+
+class UNet(nn.Module):
+    """Segmentation U-Net: (N, 1, H, W) standardized images -> (N, 2, H, W) logits."""
+
+    def __init__(self, width: int = 64, in_channels: int = 1, n_classes: int = 2):
+        super().__init__()
+        self.width = width
+        self.encoder = Encoder(width, in_channels)
+        self.decoder = Decoder(width, n_classes)
+        self.frozen = "none"
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+    def train(self, mode: bool = True):
+        """Train mode, except that a frozen half keeps its batch-norm statistics (eval mode)."""
+        super().train(mode)
+        if mode and self.frozen != "none":
+            getattr(self, self.frozen).eval()
+        return self
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def freeze(model: UNet, option: str) -> int:
+    """Freeze ``option`` ("none" | "encoder" | "decoder") of ``model``; return the trainable parameter count.
+
+    The frozen half gets no gradients (so no optimizer updates) and keeps its batch-norm running statistics:
+    it stays in eval mode while the rest trains, so it computes exactly the function it had after pretraining.
+    """
+    if option not in FREEZE_OPTIONS:
+        raise ValueError(f"freeze={option!r} is unknown; allowed: {', '.join(FREEZE_OPTIONS)}")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if option != "none":
+        for p in getattr(model, option).parameters():
+            p.requires_grad_(False)
+    model.frozen = option
+    model.train(model.training)
+    return count_trainable(model)

@@ -1,0 +1,127 @@
+"""Presets: the numbers that set the scale of a run. Same code, different numbers.
+
+- ``paper``: STUDY.md's numbers (12.8 nm field, 0.1 Å sampling, 8 phonons, 0.2 Å pixels, 512 training images,
+  10 + 10 epochs, 3 seeds, paper-width U-Net, transfer sizes 64-512). For a GPU or a cluster.
+- ``cpu`` (default): every dataset of every series, every cell of every figure and all three freezing options, on
+  a 2-core laptop. Each shrunk number says why it was chosen.
+- ``smoke``: seconds, for the tests. Particle radii are scaled down to fit a small field: not for conclusions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    # --- simulation (Å unless noted) ---
+    extent: float  # field of view, Å
+    sim_sampling: float  # multislice real-space sampling, Å
+    pixel_size: float  # output image pixel, Å (an integer multiple of sim_sampling)
+    slice_thickness: float  # multislice slice thickness, Å
+    n_phonons: int  # frozen-phonon configurations per exit wave
+    substrate_thickness: tuple[float, float]  # uniform range, Å
+    cdse_diameter: tuple[float, float]  # Å, defocus and dose series
+    size_radius: dict  # size class -> radius range, Å
+    particles: dict  # "cdse" | size class -> (min, max) particles per scene
+    n_train: int  # scenes in the training split of each dataset
+    n_val: int  # scenes in the validation split
+    structure_train: int  # training scenes per structure dataset
+    structure_val: int
+    # --- training ---
+    width: int = 64  # channels of the first encoder stage; 64 gives the study's ~14 M parameters
+    epochs: int = 10  # per stage
+    lr_pairs: tuple = ((1e-3, 1e-4), (1e-3, 1e-5), (1e-4, 1e-4), (1e-4, 1e-5))  # (pretrain, transfer), sweep
+    main_lr: tuple = (1e-4, 1e-5)  # (pretrain, transfer) for dose, structure and the defocus heatmaps
+    transfer_sizes: tuple = (64, 128, 256, 512)  # defocus hyperparameter sweep
+    transfer_size: int = 128  # dose, structure, and the defocus heatmaps
+    mixtures: tuple = ((128, 384), (256, 256), (384, 128))  # defocus baseline
+    seeds: tuple = (0, 1, 2)
+    augment: str = "all8"  # "all8": each image in all 8 dihedral forms per epoch; "random": one random form
+    batch_size: int = 16
+    crop: int = 0  # train on random crops of this many pixels (0: whole image)
+    sweep_sources: tuple | str = "all"  # defocus hyperparameter sweep: pretraining domains ("all" or a subset)
+    sweep_targets: tuple | str = "all"  # and its target domains
+    structure_transfers: str = "all"  # "all": 18 x 17 pairs; "figure": small->small and small<->large per lattice
+    transfer_domains: dict = field(default_factory=dict)  # series -> domains that transfers may join (tests only)
+    notes: dict = field(default_factory=dict, compare=False)
+
+    def simulation_params(self) -> dict:
+        """The parameters that determine the simulated data (cache keys use them)."""
+        keys = ("extent", "sim_sampling", "pixel_size", "slice_thickness", "n_phonons", "substrate_thickness",
+                "cdse_diameter", "size_radius", "particles")
+        return {k: asdict(self)[k] for k in keys}
+
+    @property
+    def image_pixels(self) -> int:
+        return int(round(self.extent / self.pixel_size))
+
+    @property
+    def downsample(self) -> int:
+        factor = self.pixel_size / self.sim_sampling
+        if abs(factor - round(factor)) > 1e-6:
+            raise ValueError(f"pixel_size={self.pixel_size} must be an integer multiple of "
+                             f"sim_sampling={self.sim_sampling}")
+        return int(round(factor))
+
+
+STUDY_SIZES = {"small": (10.0, 20.0), "large": (25.0, 35.0)}
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        name="paper", extent=128.0, sim_sampling=0.1, pixel_size=0.2, slice_thickness=2.0, n_phonons=8,
+        substrate_thickness=(20.0, 80.0), cdse_diameter=(30.0, 50.0), size_radius=STUDY_SIZES,
+        particles={"cdse": (1, 5), "small": (1, 5), "large": (1, 5)},
+        n_train=512, n_val=128, structure_train=512, structure_val=128,
+        notes={"n_val": "the study does not state its validation size; 128 is our choice"},
+    ),
+    "cpu": Preset(
+        name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
+        substrate_thickness=(20.0, 80.0), cdse_diameter=(30.0, 50.0), size_radius=STUDY_SIZES,
+        particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
+        n_train=64, n_val=16, structure_train=20, structure_val=8,
+        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (1e-3, 3e-4)), main_lr=(3e-3, 1e-3),
+        transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
+        augment="all8", crop=64, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
+        structure_transfers="figure",
+        notes={
+            "extent": "80 Å is the smallest field that holds a large particle (diameter up to 70 Å)",
+            "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
+            "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive",
+            "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
+            "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart",
+            "counts": "64/16 CdSe scenes and 20/8 per structure dataset keep simulation under 10 minutes",
+            "width": "8 channels (0.22 M parameters): the three series train in about 15 minutes on 2 cores",
+            "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
+                  "two (pretrain, transfer) pairs, the aggressive and the gentle one",
+            "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
+            "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to -25, 0 and +25 nm",
+            "structure_transfers": "transfers the figures show: small->small, and small<->large per lattice",
+        },
+    ),
+    "smoke": Preset(
+        name="smoke", extent=48.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=4.0, n_phonons=1,
+        substrate_thickness=(10.0, 20.0), cdse_diameter=(16.0, 24.0),
+        size_radius={"small": (6.0, 9.0), "large": (12.0, 16.0)},
+        particles={"cdse": (1, 2), "small": (1, 2), "large": (1, 1)},
+        n_train=8, n_val=4, structure_train=4, structure_val=2,
+        width=8, epochs=6, lr_pairs=((3e-3, 1e-3),), main_lr=(3e-3, 1e-3),
+        transfer_sizes=(4, 8), transfer_size=4, mixtures=((4, 4),), seeds=(0,), augment="all8", crop=0, sweep_sources=("-100",),
+        sweep_targets=("50",), structure_transfers="figure",
+        transfer_domains={"defocus": ("-100", "0", "50", "250"),
+                          "structure": ("CdSe_small", "Cu_small", "Fe_small", "CdSe_large")},
+        notes={"all": "test scale; radii scaled down to fit the 48 Å field; transfers only among a few domains "
+                      "of the defocus and structure series (every pretraining still runs)"},
+    ),
+}
+
+
+def get_preset(name: str | Preset) -> Preset:
+    """The preset called ``name``; a one-line error lists the allowed names."""
+    if isinstance(name, Preset):
+        return name
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"preset={name!r} is unknown; allowed: {', '.join(PRESETS)}") from None

@@ -1,0 +1,181 @@
+"""Imaging physics: exit waves by multislice (abTEM), labels, zero-defocus calibration, optics and dose.
+
+Units: lengths in Å, energies in eV, doses in electrons per Å2, angles in rad. STUDY.md section 2 gives every
+number. Conventions:
+
+- ``defocus`` follows abTEM: positive is underfocus, ``defocus = -C10``. The study's "-10 nm" is ``defocus=-100``
+  measured from the calibrated zero (the minimum-contrast plane of the particles in vacuum).
+- ``FOCAL_SPREAD`` = 10 Å is passed as abTEM's focal spread, the 1/e half-width of the defocus distribution
+  (standard deviation 10/sqrt(2) = 7.1 Å); the study simulated with abTEM, whose parameter this is.
+- ``CS`` = 0: the study gives no spherical aberration (an aberration-corrected microscope); we assume none.
+- Frozen phonons: optics are applied to each configuration's wave and the intensities are averaged.
+- Order as in the study: exit wave -> downsample (Fourier crop) to the output pixel -> optics -> intensity -> dose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+ENERGY = 300e3  # eV, STUDY.md 2
+FOCAL_SPREAD = 10.0  # Å, abTEM's 1/e width (see module docstring)
+CS = 0.0  # Å, assumed (see module docstring)
+PHONON_SIGMA = 0.1  # Å, RMS thermal displacement per direction (room temperature, typical of these solids)
+LABEL_PHASE = np.pi / 16  # rad, STUDY.md 2
+CALIBRATION_RANGE = 150.0  # Å, the coarse grid search spans +-this around 0
+
+
+def wavelength(energy: float = ENERGY) -> float:
+    """Relativistic electron wavelength in Å for a kinetic ``energy`` in eV."""
+    m0c2 = 510998.95  # eV
+    hc = 12398.419843  # eV Å
+    return hc / np.sqrt(energy * (2 * m0c2 + energy))
+
+
+def array_module(device: str):
+    """numpy for ``device='cpu'``, cupy for ``device='gpu'``."""
+    if device == "gpu":
+        import cupy
+
+        return cupy
+    if device != "cpu":
+        raise ValueError(f"device={device!r} is unknown; allowed: cpu, gpu")
+    return np
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees a CUDA device."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, seed: int,
+               device: str = "cpu", phonon_sigma: float = PHONON_SIGMA):
+    """Exit waves of ``atoms`` at 300 kV, one per frozen-phonon configuration: complex64 (n_phonons, ny, nx).
+
+    ``n_phonons=0`` means the static lattice (used for labels and calibration). Plane-wave illumination of unit
+    intensity; the grid is the cell's extent divided by ``sampling`` (Å).
+    """
+    import warnings
+
+    import abtem
+
+    warnings.filterwarnings("ignore", message="ensemble_mean=False", category=UserWarning)
+    extent = atoms.cell.lengths()[:2]
+    gpts = tuple(int(round(e / sampling)) for e in extent)
+    if n_phonons > 0:
+        model = abtem.FrozenPhonons(atoms, num_configs=n_phonons, sigmas=phonon_sigma, seed=seed,
+                                    ensemble_mean=False)
+    else:
+        model = atoms
+    potential = abtem.Potential(model, gpts=gpts, slice_thickness=slice_thickness, projection="infinite",
+                                device=device)
+    wave = abtem.PlaneWave(energy=ENERGY, device=device).multislice(potential)
+    array = wave.compute(scheduler="synchronous", progress_bar=False).array
+    if device == "gpu":
+        array = array.get()
+    return np.asarray(array, dtype=np.complex64).reshape((-1,) + gpts)
+
+
+def fourier_crop(waves: np.ndarray, factor: int) -> np.ndarray:
+    """Downsample complex waves (..., n, n) by an integer ``factor`` keeping the central 1/factor of their spectrum.
+
+    The amplitude is preserved (a unit plane wave stays unit).
+    """
+    if factor == 1:
+        return waves
+    xp = np if isinstance(waves, np.ndarray) else array_module("gpu")
+    n = waves.shape[-1]
+    if n % factor:
+        raise ValueError(f"grid of {n} pixels is not divisible by the downsampling factor={factor}")
+    m = n // factor
+    spec = xp.fft.fftshift(xp.fft.fft2(waves), axes=(-2, -1))
+    lo = (n - m) // 2
+    spec = spec[..., lo:lo + m, lo:lo + m]
+    out = xp.fft.ifft2(xp.fft.ifftshift(spec, axes=(-2, -1))) / factor ** 2
+    return out.astype(xp.complex64)
+
+
+def spatial_frequencies(n: int, pixel_size: float, xp=np):
+    """|k|^2 (1/Å2) on the FFT grid of an n x n image with ``pixel_size`` Å."""
+    k = xp.fft.fftfreq(n, d=pixel_size).astype(xp.float32)
+    return k[:, None] ** 2 + k[None, :] ** 2
+
+
+def ctf_kernel(n: int, pixel_size: float, defocus, focal_spread: float = FOCAL_SPREAD, cs: float = CS,
+               energy: float = ENERGY, xp=np):
+    """Coherent transfer function times the temporal (focal-spread) envelope, abTEM's conventions.
+
+    ``defocus`` (Å, scalar or 1D array) gives a kernel of shape (n, n) or (len(defocus), n, n).
+    chi(alpha) = 2 pi / lambda (C10 alpha^2 / 2 + C30 alpha^4 / 4), C10 = -defocus, applied as exp(-i chi);
+    envelope exp(-(pi / (2 lambda) * focal_spread * alpha^2)^2).
+    """
+    lam = wavelength(energy)
+    alpha2 = spatial_frequencies(n, pixel_size, xp) * lam ** 2
+    df = xp.asarray(defocus, dtype=xp.float32)[..., None, None]
+    chi = 2 * np.pi / lam * (-df * alpha2 / 2 + cs * alpha2 ** 2 / 4)
+    envelope = xp.exp(-((np.pi / (2 * lam)) * focal_spread * alpha2) ** 2)
+    return (xp.exp(-1j * chi) * envelope).astype(xp.complex64)
+
+
+def intensity(waves: np.ndarray, pixel_size: float, defocus, **optics) -> np.ndarray:
+    """Noise-free image (mean over phonon configurations of |ctf * psi|^2) of waves (n_configs, n, n).
+
+    With a 1D ``defocus`` array the result has shape (len(defocus), n, n).
+    """
+    xp = np if isinstance(waves, np.ndarray) else array_module("gpu")
+    n = waves.shape[-1]
+    kernel = ctf_kernel(n, pixel_size, defocus, xp=xp, **optics)
+    spec = xp.fft.fft2(waves)
+    if kernel.ndim == 3:
+        spec = spec[:, None]
+    img = xp.abs(xp.fft.ifft2(spec * kernel)) ** 2
+    return img.mean(axis=0).astype(xp.float32)
+
+
+def apply_dose(image: np.ndarray, dose: float, pixel_size: float, rng: np.random.Generator) -> np.ndarray:
+    """Electron counts per pixel: Poisson with mean image x dose (e-/Å2) x pixel area (Å2)."""
+    if not dose > 0:
+        raise ValueError(f"dose={dose} must be > 0 e-/Å2")
+    expected = np.clip(np.asarray(image, dtype=np.float64), 0, None) * dose * pixel_size ** 2
+    return rng.poisson(expected).astype(np.float32)
+
+
+def standardize(images: np.ndarray) -> np.ndarray:
+    """Per-image mean 0 and variance 1 over the last two axes (STUDY.md 2)."""
+    images = np.asarray(images, dtype=np.float32)
+    mean = images.mean(axis=(-2, -1), keepdims=True)
+    std = images.std(axis=(-2, -1), keepdims=True)
+    return (images - mean) / np.maximum(std, 1e-6)
+
+
+def soft_label(vacuum_wave: np.ndarray, pixel_size: float, blur: float) -> np.ndarray:
+    """Soft particle label in [0, 1]: exit-wave phase > pi/16, Gaussian blur of ``blur`` Å (sigma).
+
+    The wave is the static particles-in-vacuum exit wave (n, n) on the output grid. The phase is taken relative
+    to the vacuum (the median phase of the field, which is mostly vacuum).
+    """
+    phase = np.angle(vacuum_wave * np.exp(-1j * np.median(np.angle(vacuum_wave))))
+    binary = (phase > LABEL_PHASE).astype(np.float32)
+    return np.clip(gaussian_filter(binary, blur / pixel_size, mode="wrap"), 0, 1).astype(np.float32)
+
+
+def calibrate_zero_defocus(vacuum_wave: np.ndarray, pixel_size: float, span: float = CALIBRATION_RANGE,
+                           batch: int = 32) -> float:
+    """Defocus (Å) of minimum contrast (intensity variance) of the particles-in-vacuum image.
+
+    Two-stage grid search (STUDY.md 2): 1 Å steps over [-span, span], then 0.1 Å steps within +-1 Å of the best.
+    """
+    waves = vacuum_wave[None] if vacuum_wave.ndim == 2 else vacuum_wave
+
+    def best(grid):
+        variances = np.concatenate([intensity(waves, pixel_size, grid[i:i + batch]).var(axis=(-2, -1))
+                                    for i in range(0, len(grid), batch)])
+        return float(grid[int(np.argmin(variances))])
+
+    coarse = best(np.arange(-span, span + 0.5, 1.0))
+    return best(coarse + np.arange(-10, 11) * 0.1)

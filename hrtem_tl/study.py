@@ -1,0 +1,238 @@
+"""The study grid per series, run as independent cached jobs, and its tidy results table.
+
+Pretraining runs once per (series, source, seed, pretraining learning rate) and that model is reused for every
+target, transfer size, transfer learning rate and freezing option. The study pretrained a fresh model for every
+row of its grid; since those pretrainings differ only by their random initialisation, which our seeds already
+sample, sharing one per (source, seed) gives the same distribution of P and T values for the figures, with the
+pretraining cost paid once instead of once per target and freezing option.
+
+Each finished model appends one row, atomically, as ``<cache>/results/rows/<series>/<key>.json``;
+``load_results`` gathers them into ``<cache>/results/<series>.parquet``. A rerun skips finished jobs, so a
+killed run loses at most the models in flight.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import datasets as ds
+from .cache import atomic_write, cache_dir, key_of
+from .model import FREEZE_OPTIONS, count_trainable
+from .presets import Preset, get_preset
+
+MIXTURE_PAIR = ("-100", "50")  # the baseline mixes -10 nm and +5 nm data (STUDY.md 4, Fig 7.2)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trained model: a pretraining, a transfer, or a single-stage mixture (baseline)."""
+
+    series: str
+    kind: str  # "pretrain" | "transfer" | "mixture"
+    source: str
+    seed: int
+    lr_pretrain: float
+    target: str | None = None
+    freeze: str | None = None
+    lr_transfer: float | None = None
+    transfer_size: int | None = None
+    mixture: tuple | None = None  # (images from source, images from target)
+
+    def pretrain_job(self) -> "Job":
+        return Job(self.series, "pretrain", self.source, self.seed, self.lr_pretrain)
+
+    def key(self, preset: Preset) -> str:
+        training = {k: getattr(preset, k) for k in ("width", "epochs", "augment", "batch_size", "crop", "n_train")}
+        return key_of({"job": asdict(self), "preset": preset.name, "training": training,
+                       "sim": preset.simulation_params()})
+
+
+def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
+    s = ds.SERIES[series]
+    allowed = set(preset.transfer_domains.get(series, s.domains))
+    pairs = [(a, b) for a in s.sources for b in s.domains if a != b and a in allowed and b in allowed]
+    if series == "structure" and preset.structure_transfers == "figure":
+        # The figures need small -> small (Fig 9.2 heatmaps) and each lattice small <-> large (size panel).
+        pairs = [(a, b) for a, b in pairs if (a.endswith("_small") and b.endswith("_small"))
+                 or a.rsplit("_", 1)[0] == b.rsplit("_", 1)[0]]
+    return pairs
+
+
+def _subset(choice, everything) -> tuple:
+    return tuple(everything) if choice == "all" else tuple(choice)
+
+
+def grid(series: str, preset: str | Preset) -> list[Job]:
+    """Every job of a series at a preset: pretrainings first, then transfers and baselines (deduplicated)."""
+    pr, s = get_preset(preset), ds.get_series(series)
+    lr_pre, lr_tr = pr.main_lr
+    jobs = []
+    for a, b in _transfer_pairs(series, pr):
+        for fr, seed in itertools.product(FREEZE_OPTIONS, pr.seeds):
+            jobs.append(Job(series, "transfer", a, seed, lr_pre, b, fr, lr_tr, pr.transfer_size))
+    if series == "defocus":
+        for a, b in _transfer_pairs(series, pr):
+            if a not in _subset(pr.sweep_sources, s.sources) or b not in _subset(pr.sweep_targets, s.domains):
+                continue
+            for (lp, lt), n, fr, seed in itertools.product(pr.lr_pairs, pr.transfer_sizes, FREEZE_OPTIONS, pr.seeds):
+                jobs.append(Job(series, "transfer", a, seed, lp, b, fr, lt, n))
+        for mix, seed in itertools.product(pr.mixtures, pr.seeds):
+            jobs.append(Job(series, "mixture", MIXTURE_PAIR[0], seed, lr_pre, MIXTURE_PAIR[1], mixture=tuple(mix)))
+    pretrains = {j.pretrain_job() for j in jobs if j.kind == "transfer"}
+    pretrains |= {Job(series, "pretrain", a, seed, lr_pre) for a in s.sources for seed in pr.seeds}
+    ordered = sorted(pretrains, key=lambda j: (j.source, j.seed, j.lr_pretrain)) + jobs
+    return list(dict.fromkeys(ordered))
+
+
+def results_dir(cache=None) -> Path:
+    return cache_dir(cache) / "results"
+
+
+def row_path(job: Job, preset: Preset, cache=None) -> Path:
+    return results_dir(cache) / "rows" / job.series / f"{job.kind}-{job.key(preset)}.json"
+
+
+def model_path(job: Job, preset: Preset, cache=None) -> Path:
+    return cache_dir(cache) / "models" / preset.name / job.series / f"{job.key(preset)}.pt"
+
+
+@functools.lru_cache(maxsize=128)
+def _data(series: str, domain: str, split: str, preset: str, cache: str):
+    from .train import Data
+
+    d = ds.load_dataset(series, domain, split, preset, cache)
+    return Data.from_arrays(d.images, d.masks)
+
+
+def _val_sets(series: str, preset: Preset, cache) -> dict:
+    return {d: _data(series, d, "val", preset.name, str(cache_dir(cache))) for d in ds.SERIES[series].domains}
+
+
+def _row(job: Job, preset: Preset, device, hist, model, **extra) -> dict:
+    row = asdict(job)
+    from .train import precision_name
+
+    row.update(preset=preset.name, width=preset.width, epochs=preset.epochs, device=str(device),
+               precision=precision_name(device),
+               trainable_params=count_trainable(model), seconds_per_epoch=hist.seconds_per_epoch,
+               images_per_second=hist.images_per_second, losses=json.dumps(hist.losses), key=job.key(preset))
+    row.update(extra)
+    if row["mixture"] is not None:
+        row["mixture"] = list(row["mixture"])
+    return row
+
+
+def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
+    """Train one job (its pretraining must exist for a transfer), write its row, and return it."""
+    import torch
+
+    from .train import (TrainConfig, evaluate, fit, load_model, new_model, pick_device, save_model, select_loss,
+                        transfer_model)
+
+    pr = get_preset(preset)
+    path = row_path(job, pr, cache)
+    if path.exists():
+        return json.loads(path.read_text())
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    cache_key = str(cache_dir(cache))
+    val = _val_sets(job.series, pr, cache)
+    train_src = _data(job.series, job.source, "train", pr.name, cache_key)
+    cfg = dict(epochs=pr.epochs, batch_size=pr.batch_size, augment=pr.augment, crop=pr.crop, seed=job.seed)
+    if job.kind == "pretrain":
+        model = new_model(pr.width, job.seed)
+        hist = fit(model, train_src, val, TrainConfig(lr=job.lr_pretrain, **cfg), job.source, dev)
+        p_values = {d: select_loss(hist.losses, job.source, d)[0] for d in val}
+        meta = {"width": pr.width, "job": asdict(job), "best_epoch": hist.best_epoch}
+        save_model(model_path(job, pr, cache), hist.best_state, meta)
+        row = _row(job, pr, dev, hist, model, best_epoch_pretrain=hist.best_epoch, P_all=json.dumps(p_values))
+    elif job.kind == "transfer":
+        pre = job.pretrain_job()
+        mpath = model_path(pre, pr, cache)
+        if not mpath.exists():
+            run_job(pre, pr, cache, device, threads)
+        pretrained, _ = load_model(mpath)
+        pre_row = json.loads(row_path(pre, pr, cache).read_text())
+        model, _ = transfer_model(pretrained.state_dict(), pr.width, job.freeze)
+        train_tgt = _data(job.series, job.target, "train", pr.name, cache_key).take(job.transfer_size)
+        evals = val if job.series == "defocus" else {job.target: val[job.target], job.source: val[job.source]}
+        per_epoch = {job.target: val[job.target]}
+        hist = fit(model, train_tgt, per_epoch, TrainConfig(lr=job.lr_transfer, **{**cfg, "epochs": pr.epochs}),
+                   job.target, dev)
+        t_value, t_epoch = select_loss(hist.losses, job.target, job.target)
+        model.load_state_dict(hist.best_state)
+        t_all = {d: evaluate(model, data, dev) for d, data in evals.items()}
+        row = _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
+                   best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
+                   T_all=json.dumps(t_all), P_all=pre_row["P_all"])
+    else:
+        n_src, n_tgt = job.mixture
+        mixed = train_src.take(n_src) + _data(job.series, job.target, "train", pr.name, cache_key).take(n_tgt)
+        model = new_model(pr.width, job.seed)
+        hist = fit(model, mixed, val, TrainConfig(lr=job.lr_pretrain, **{**cfg, "epochs": 2 * pr.epochs}),
+                   job.target, dev)
+        t_value, t_epoch = select_loss(hist.losses, job.target, job.target)
+        row = _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(row)))
+    return row
+
+
+def _check_datasets(series: str, preset: Preset, cache) -> None:
+    for domain in ds.SERIES[series].domains:
+        for split in ds.SPLITS:
+            if not ds.dataset_path(series, domain, split, preset, cache).exists():
+                raise FileNotFoundError(
+                    f"datasets of the {series} series (preset {preset.name}) are missing; run "
+                    f"`python -m hrtem_tl simulate --series {series} --preset {preset.name}`")
+
+
+def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, device: str = "auto",
+              scheduler: str | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Train every missing job of ``series`` (pretrainings first) and return the results tables."""
+    from .parallel import n_cores, run_tasks
+    from .train import pick_device
+
+    names, pr = ds.series_names(series), get_preset(preset)
+    dev = pick_device(device)
+    for name in names:
+        _check_datasets(name, pr, cache)
+    cache = str(cache_dir(cache))
+    gpu = dev.type == "cuda"
+    threads = None if scheduler == "synchronous" or gpu else 1
+    for name in names:
+        jobs = [j for j in grid(name, pr) if not row_path(j, pr, cache).exists()]
+        for stage in (["pretrain"], ["transfer", "mixture"]):
+            todo = [j for j in jobs if j.kind in stage]
+            run_tasks(run_job, todo, dict(preset=pr, cache=cache, device=str(dev), threads=threads),
+                      scheduler=scheduler, desc=f"{name} {stage[0]}", progress=progress, gpu=gpu,
+                      n_workers=None if gpu else n_cores())
+    return {name: load_results(name, pr.name, cache) for name in names}
+
+
+def load_results(series: str, preset: str | None = None, cache=None) -> pd.DataFrame:
+    """All finished rows of ``series`` (optionally of one preset), also saved as ``results/<series>.parquet``."""
+    ds.get_series(series)
+    folder = results_dir(cache) / "rows" / series
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["mixture"] = df["mixture"].map(lambda m: None if m is None else json.dumps(m))
+        out = results_dir(cache) / f"{series}.parquet"
+        atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False))
+        if preset is not None:
+            df = df[df["preset"] == preset].reset_index(drop=True)
+    return df
+
+
+def grid_size(series: str, preset: str | Preset) -> dict:
+    """How many jobs of each kind the grid holds."""
+    jobs = grid(series, preset)
+    return {kind: sum(j.kind == kind for j in jobs) for kind in ("pretrain", "transfer", "mixture")}
+

@@ -1,0 +1,96 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hrtem_tl import datasets as ds
+from hrtem_tl.cache import load_or_none
+
+
+def test_series_are_data():
+    assert ds.SERIES["defocus"].domains == tuple(str(d) for d in range(-250, 251, 50))
+    assert ds.SERIES["defocus"].sources == ("-100", "-50", "0", "50", "100")
+    assert ds.SERIES["dose"].domains == ("30", "75", "150", "300", "600")
+    assert len(ds.SERIES["structure"].domains) == 18
+    assert ds.SERIES["structure"].conditions("Fe3O4_large") == {
+        "defocus": -100.0, "dose": 300.0, "lattice": "Fe3O4", "size": "large"}
+    assert ds.SERIES["defocus"].conditions("-250")["dose"] == 400.0
+    assert ds.SERIES["dose"].conditions("75")["defocus"] == -100.0
+
+
+def test_one_exit_wave_feeds_every_defocus_and_dose_dataset(smoke_cache):
+    keys = {ds.load_dataset(s, d, "train", "smoke", smoke_cache).meta["scenes"].__repr__()
+            for s in ("defocus", "dose") for d in ds.SERIES[s].domains}
+    assert len(keys) == 1
+    masks = [ds.load_dataset(s, d, "val", "smoke", smoke_cache).masks for s, d in (("dose", "30"), ("defocus", "250"))]
+    np.testing.assert_array_equal(*masks)  # labels do not depend on defocus or dose
+    n_scenes = len(list((smoke_cache / "scenes").rglob("*.npz")))
+    pr = ds.get_preset("smoke")
+    assert n_scenes == pr.n_train + pr.n_val
+
+
+def test_dataset_metadata_and_defocus_draws(smoke_cache):
+    d = ds.load_dataset("defocus", "-250", "train", "smoke", smoke_cache)
+    assert d.meta["pixel_size"] == 0.5 and d.meta["lattice"] == "CdSe" and d.meta["dose"] == 400.0
+    assert d.images.shape == (8, 96, 96) and d.masks.shape == (8, 96, 96)
+    defocus = np.array(d.meta["defocus"])
+    assert abs(defocus.mean() + 250) < 4 * ds.DEFOCUS_SD / np.sqrt(len(defocus))
+    assert 0 < defocus.std() < 3 * ds.DEFOCUS_SD
+
+
+def test_corrupt_artefact_is_reported_and_recomputed(smoke_cache, caplog):
+    path = ds.dataset_path("dose", "150", "val", "smoke", smoke_cache)
+    good = ds.load(path).images.copy()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated, as by a kill without atomic writes
+    assert load_or_none(path) is None
+    assert "corrupt artefact" in caplog.text and not path.exists()
+    ds.derive_dataset("dose", "150", "val", "smoke", smoke_cache)
+    np.testing.assert_array_equal(ds.load(path).images, good)
+    flipped = bytearray(path.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # bit rot inside the compressed payload
+    path.write_bytes(bytes(flipped))
+    assert load_or_none(path) is None
+
+
+def test_rerun_redoes_only_the_missing_work(smoke_cache):
+    scenes = sorted((smoke_cache / "scenes").rglob("*.npz"))
+    removed = scenes[0]
+    removed.unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in scenes[1:]}
+    ds.simulate_series("dose", "smoke", smoke_cache, scheduler="synchronous", progress=False)
+    assert removed.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_no_temporary_files_are_left(smoke_cache):
+    assert not [p for p in smoke_cache.rglob("*.tmp")]
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, HRTEM_TL_CACHE=str(cwd / "cache"))
+    return subprocess.run([sys.executable, "-m", "hrtem_tl", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "--preset", "huge"], "preset='huge' is unknown; allowed: paper, cpu, smoke"),
+    (["simulate", "--series", "tilt"], "series='tilt' is unknown; allowed: defocus, dose, structure, all"),
+    (["simulate", "--device", "tpu"], "device='tpu' is unknown; allowed: cpu, gpu"),
+    (["train", "--series", "dose", "--preset", "smoke"], "run `python -m hrtem_tl simulate --series dose"),
+])
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, message):
+    out = _cli(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_bad_domain_and_split_are_clear():
+    with pytest.raises(ValueError, match="domain='45' is not in the dose series; allowed: 30, 75"):
+        ds.dataset_spec("dose", "45", "train", "smoke")
+    with pytest.raises(ValueError, match="split='test' is unknown; allowed: train, val"):
+        ds.dataset_spec("dose", "30", "test", "smoke")

@@ -1,0 +1,144 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hrtem_tl import study
+from hrtem_tl.model import UNet, count_trainable, freeze
+from hrtem_tl.presets import get_preset
+from hrtem_tl.train import (Data, TrainConfig, batches, dihedral, fit, load_model, new_model, save_model,
+                            select_loss)
+
+
+def test_paper_width_has_about_14_million_parameters():
+    model = UNet(64)
+    total = count_trainable(model)
+    assert 13.5e6 < total < 15e6
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    assert 0.75 < enc / total < 0.85  # freezing the encoder removes ~80 % (STUDY.md Fig 6.2)
+    assert freeze(model, "encoder") == total - enc
+    assert freeze(model, "decoder") == enc
+    assert freeze(model, "none") == total
+    with pytest.raises(ValueError, match="freeze='all' is unknown; allowed: none, encoder, decoder"):
+        freeze(model, "all")
+
+
+def test_output_is_two_class_logits_at_input_size():
+    out = UNet(4)(torch.zeros(2, 1, 64, 96))
+    assert out.shape == (2, 2, 64, 96)
+
+
+@pytest.mark.parametrize("frozen, moving", [("encoder", "decoder"), ("decoder", "encoder")])
+def test_freezing_really_freezes(frozen, moving):
+    torch.manual_seed(0)
+    model = UNet(4)
+    freeze(model, frozen)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 2, (4, 32, 32))
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    after = model.state_dict()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        if name.startswith(frozen):
+            assert same, f"{name} of the frozen {frozen} changed"  # weights and batch-norm statistics
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith(moving) and "weight" in n)
+
+
+def test_cross_entropy_of_a_perfect_prediction_is_zero():
+    y = torch.randint(0, 2, (2, 16, 16))
+    logits = F.one_hot(y, 2).permute(0, 3, 1, 2).float() * 30
+    assert F.cross_entropy(logits, y).item() < 1e-6
+    # and no softmax artefact: the published floor would be log(1 + 1/e) = 0.3133
+    assert F.cross_entropy(torch.softmax(logits, 1), y).item() == pytest.approx(np.log(1 + 1 / np.e), abs=1e-4)
+
+
+def test_dihedral_group_has_eight_distinct_members():
+    x = torch.arange(9.0).reshape(3, 3)
+    forms = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(forms) == 8
+
+
+@pytest.mark.parametrize("augment, crop", [("all8", 0), ("random", 16)])
+def test_augmentation_keeps_image_and_mask_aligned(augment, crop):
+    rng = np.random.default_rng(0)
+    masks = (rng.random((5, 32, 32)) > 0.7).astype(np.uint8)
+    data = Data.from_arrays(masks.astype(np.float32) * 3 + 1, masks)
+    cfg = TrainConfig(augment=augment, crop=crop, batch_size=4)
+    seen = 0
+    for x, y in batches(data, cfg, torch.Generator().manual_seed(0)):
+        assert torch.equal((x[:, 0] > 0).long(), y)
+        seen += len(x)
+    assert seen == 5 * (8 if augment == "all8" else 1)
+
+
+def test_p_and_t_selection_on_a_hand_made_history():
+    losses = {"src": [0.9, 0.5, 0.6, 0.7], "tgt": [0.8, 0.4, 0.3, 0.35]}
+    assert select_loss(losses, "src", "tgt") == (0.4, 1)  # P: epoch of best source loss
+    assert select_loss(losses, "tgt", "tgt") == (0.3, 2)  # T: epoch of best target loss
+
+
+def test_fit_is_repeatable_on_cpu_and_saves_safely(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = (rng.random((6, 32, 32)) > 0.5).astype(np.uint8)
+    data = Data.from_arrays(masks + rng.normal(0, 0.3, masks.shape).astype(np.float32), masks)
+    runs = []
+    for _ in range(2):
+        model = new_model(4, seed=3)
+        hist = fit(model, data, {"a": data}, TrainConfig(epochs=2, lr=1e-2, seed=3, augment="random"), "a",
+                   torch.device("cpu"))
+        runs.append(hist.losses["a"])
+    assert runs[0] == runs[1]
+    save_model(tmp_path / "m.pt", hist.best_state, {"width": 4})
+    loaded, meta = load_model(tmp_path / "m.pt")
+    assert meta["width"] == 4
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in hist.best_state.items())
+
+
+def _trivial_loss(masks: np.ndarray) -> float:
+    """Cross-entropy of the best constant prediction (the particle fraction): nothing learnt."""
+    p = masks.mean()
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+
+
+@pytest.fixture(scope="module")
+def dose_study(smoke_cache):
+    study.run_study("dose", "smoke", smoke_cache, device="cpu", scheduler="synchronous", progress=False)
+    return smoke_cache
+
+
+def test_smoke_study_fills_the_grid_and_learns(dose_study):
+    from hrtem_tl.datasets import load_dataset
+
+    df = study.load_results("dose", "smoke", dose_study)
+    jobs = study.grid("dose", "smoke")
+    assert len(df) == len(jobs) and df["key"].is_unique
+    assert (dose_study / "results" / "dose.parquet").exists()
+    tr = df[df.kind == "transfer"]
+    assert set(tr.freeze) == {"none", "encoder", "decoder"}
+    assert tr[["P", "T", "seconds_per_epoch", "trainable_params"]].notna().all().all()
+    assert tr[tr.freeze == "encoder"].trainable_params.max() < tr[tr.freeze == "none"].trainable_params.min()
+    for target, group in tr.groupby("target"):
+        trivial = _trivial_loss(load_dataset("dose", target, "val", "smoke", dose_study).masks)
+        assert group["T"].median() < 0.8 * trivial, (target, group["T"].median(), trivial)
+    losses = json.loads(tr.iloc[0]["losses"])
+    assert len(losses[tr.iloc[0]["target"]]) == get_preset("smoke").epochs  # one validation loss per epoch
+
+
+def test_resume_after_a_kill_writes_no_duplicates(dose_study):
+    rows = sorted((dose_study / "results" / "rows" / "dose").glob("transfer-*.json"))
+    for p in rows[:3]:  # "killed" before these finished
+        p.unlink()
+    (rows[0].parent / f".{rows[0].name}.crash.tmp").write_text("{half a row")
+    study.run_study("dose", "smoke", dose_study, device="cpu", scheduler="synchronous", progress=False)
+    df = study.load_results("dose", "smoke", dose_study)
+    assert len(df) == len(study.grid("dose", "smoke")) and df["key"].is_unique
+
+
+def test_transfer_without_datasets_names_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `python -m hrtem_tl simulate --series dose --preset smoke`"):
+        study.run_study("dose", "smoke", tmp_path, device="cpu", scheduler="synchronous", progress=False)
