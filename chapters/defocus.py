@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -27,7 +34,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from myst_nb import glue
 
 from hrtem_tl import datasets, figures, study
 from hrtem_tl.presets import get_preset
@@ -52,11 +58,11 @@ figures.show(figures.pt_heatmaps(models, "defocus", series.domains, "Loss on the
 spread_p = figures.spread_across_sources(cells, "P")
 spread_t = figures.spread_across_sources(cells, "T")
 hardest = cells[cells.source != cells.target].groupby("target")["T"].median()
-glue("defocus_spread_p", spread_p, display=False)
-glue("defocus_spread_t", spread_t, display=False)
-glue("defocus_spread_word", "shrinks" if spread_t < spread_p else "does not shrink", display=False)
-glue("defocus_hardest", figures.domain_label("defocus", hardest.idxmax()), display=False)
-glue("defocus_easiest", figures.domain_label("defocus", hardest.idxmin()), display=False)
+figures.glue_value("defocus_spread_p", spread_p)
+figures.glue_value("defocus_spread_t", spread_t)
+figures.glue_value("defocus_spread_word", "shrinks" if spread_t < spread_p else "does not shrink")
+figures.glue_value("defocus_hardest", figures.domain_label("defocus", hardest.idxmax()))
+figures.glue_value("defocus_easiest", figures.domain_label("defocus", hardest.idxmin()))
 
 # %% [markdown]
 # The spread across pretraining defoci (standard deviation over a target's column, median over targets)
@@ -81,16 +87,16 @@ figures.show(figures.distribution_chart(sweep, "transfer_size", "transfer images
 by_size = sweep.groupby("transfer_size")["T"].agg(["median", lambda t: t.quantile(0.75) - t.quantile(0.25)])
 by_freeze = sweep.groupby("freeze")["T"].median()
 by_lr = sweep.groupby("learning rates")["T"].median()
-glue("hyper_small", int(by_size.index.min()), display=False)
-glue("hyper_large", int(by_size.index.max()), display=False)
-glue("hyper_t_small", by_size["median"].iloc[0], display=False)
-glue("hyper_t_large", by_size["median"].iloc[-1], display=False)
-glue("hyper_iqr_small", by_size.iloc[0, 1], display=False)
-glue("hyper_iqr_large", by_size.iloc[-1, 1], display=False)
-glue("hyper_freeze_none", by_freeze.get("none", np.nan), display=False)
-glue("hyper_freeze_encoder", by_freeze.get("encoder", np.nan), display=False)
-glue("hyper_freeze_decoder", by_freeze.get("decoder", np.nan), display=False)
-glue("hyper_best_lr", by_lr.idxmin(), display=False)
+figures.glue_value("hyper_small", int(by_size.index.min()))
+figures.glue_value("hyper_large", int(by_size.index.max()))
+figures.glue_value("hyper_t_small", by_size["median"].iloc[0])
+figures.glue_value("hyper_t_large", by_size["median"].iloc[-1])
+figures.glue_value("hyper_iqr_small", by_size.iloc[0, 1])
+figures.glue_value("hyper_iqr_large", by_size.iloc[-1, 1])
+figures.glue_value("hyper_freeze_none", by_freeze.get("none", np.nan))
+figures.glue_value("hyper_freeze_encoder", by_freeze.get("encoder", np.nan))
+figures.glue_value("hyper_freeze_decoder", by_freeze.get("decoder", np.nan))
+figures.glue_value("hyper_best_lr", by_lr.idxmin())
 
 # %% [markdown]
 # From {glue:text}`hyper_small` to {glue:text}`hyper_large` transfer images the median T goes from
@@ -118,10 +124,10 @@ figures.show(figures.reduced_bars(baseline, "method", "training", "T", f"loss on
              "defocus_baseline", static_dir)
 
 # %% tags=["hide-input"]
-glue("baseline_mix", mix["T"].median(), display=False)
-glue("baseline_tl", tl["T"].median(), display=False)
-glue("baseline_src", f"{float(src) / 10:g}", display=False)
-glue("baseline_tgt", f"{float(tgt) / 10:g}", display=False)
+figures.glue_value("baseline_mix", mix["T"].median())
+figures.glue_value("baseline_tl", tl["T"].median())
+figures.glue_value("baseline_src", f"{float(src) / 10:g}")
+figures.glue_value("baseline_tgt", f"{float(tgt) / 10:g}")
 
 # %% [markdown]
 # Median loss on {glue:text}`baseline_tgt` nm: single-stage training on mixtures of {glue:text}`baseline_src` nm
@@ -148,9 +154,11 @@ figures.show(figures.distribution_chart(ood_long, "stage", "", column="source", 
                                         y_title="sd of loss across defocus datasets",
                                         title="Spread across defocus domains, by pretraining defocus (nm)"),
              "defocus_ood", static_dir)
-glue("ood_p", ood["P"].median(), display=False)
-glue("ood_t", ood["T"].median(), display=False)
-glue("ood_frac", float((ood["T"] < ood["P"]).mean() * 100), display=False)
+
+# %% tags=["hide-input"]
+figures.glue_value("ood_p", ood["P"].median())
+figures.glue_value("ood_t", ood["T"].median())
+figures.glue_value("ood_frac", float((ood["T"] < ood["P"]).mean() * 100))
 
 # %% [markdown]
 # Median spread across domains: {glue:text}`ood_p:.4f` after pretraining, {glue:text}`ood_t:.4f` after transfer;
@@ -163,8 +171,8 @@ glue("ood_frac", float((ood["T"] < ood["P"]).mean() * 100), display=False)
 
 # %% tags=["hide-input"]
 reference = figures.load_reference("defocus")
-glue("defocus_rank_p", figures.rank_correlation(cells, reference, "P"), display=False)
-glue("defocus_rank_t", figures.rank_correlation(cells, reference, "T"), display=False)
+figures.glue_value("defocus_rank_p", figures.rank_correlation(cells, reference, "P"))
+figures.glue_value("defocus_rank_t", figures.rank_correlation(cells, reference, "T"))
 figures.show(figures.reference_heatmaps(reference, "defocus", series.domains, cell=18), "defocus_reference")
 
 # %% [markdown]

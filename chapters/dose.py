@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +31,6 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
-from myst_nb import glue
 
 from hrtem_tl import datasets, figures, study
 from hrtem_tl.simulate import gpu_available
@@ -46,13 +52,15 @@ spread_t = figures.spread_across_sources(cells, "T")
 by_target = cells[cells.source != cells.target].groupby("target")["T"].median()
 dose_rank = float(by_target.rank().corr(by_target.index.astype(float).to_series(index=by_target.index).rank()))
 worst_source = cells[cells.source != cells.target].groupby("source")["P"].median().idxmax()
-glue("dose_spread_p", spread_p, display=False)
-glue("dose_spread_t", spread_t, display=False)
-glue("dose_spread_ratio", spread_p / spread_t, display=False)
-glue("dose_spread_word", "shrinks" if spread_t < spread_p else "does not shrink", display=False)
-glue("dose_target_rank", dose_rank, display=False)
-glue("dose_worst_source", worst_source, display=False)
-glue("dose_n_models", int((results.kind == "transfer").sum()), display=False)
+figures.glue_value("dose_spread_p", spread_p)
+figures.glue_value("dose_spread_t", spread_t)
+figures.glue_value("dose_spread_ratio", spread_p / spread_t)
+figures.glue_value("dose_spread_word", "shrinks" if spread_t < spread_p else "does not shrink")
+figures.glue_value("dose_target_rank", dose_rank)
+figures.glue_value("dose_target_word", "higher target dose, lower loss, as the study found" if dose_rank < -0.5
+                   else "no clear ordering by the target's signal-to-noise in this run")
+figures.glue_value("dose_worst_source", worst_source)
+figures.glue_value("dose_n_models", int((results.kind == "transfer").sum()))
 
 # %% [markdown]
 # **What the run shows.** Across the {glue:text}`dose_n_models` transfer models of this run, the spread of the loss
@@ -61,8 +69,7 @@ glue("dose_n_models", int((results.kind == "transfer").sum()), display=False)
 # {glue:text}`dose_spread_t:.4f` after transfer, a factor of {glue:text}`dose_spread_ratio:.1f`. After
 # pretraining, the worst pretraining dose (highest median P across targets) is {glue:text}`dose_worst_source` e⁻/Å².
 # After transfer, the rank correlation between the target dose and the median T of its column is
-# {glue:text}`dose_target_rank:.2f` (negative: higher dose, lower loss; the target's signal-to-noise sets the
-# loss, as the study found).
+# {glue:text}`dose_target_rank:.2f`: {glue:text}`dose_target_word`.
 
 # %% [markdown]
 # ## Beside the published values
@@ -72,8 +79,8 @@ glue("dose_n_models", int((results.kind == "transfer").sum()), display=False)
 
 # %% tags=["hide-input"]
 reference = figures.load_reference("dose")
-glue("dose_rank_p", figures.rank_correlation(cells, reference, "P"), display=False)
-glue("dose_rank_t", figures.rank_correlation(cells, reference, "T"), display=False)
+figures.glue_value("dose_rank_p", figures.rank_correlation(cells, reference, "P"))
+figures.glue_value("dose_rank_t", figures.rank_correlation(cells, reference, "T"))
 figures.show(figures.reference_heatmaps(reference, "dose", order), "dose_reference")
 
 # %% [markdown]

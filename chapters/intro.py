@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,16 +45,16 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
 import pandas as pd
-from myst_nb import glue
 
+from hrtem_tl import figures
 from hrtem_tl.book import read_timings
 from hrtem_tl.presets import PRESETS
 from hrtem_tl.study import grid_size
 
 timings = read_timings(preset, cache)
 for stage in ("simulate", "train"):
-    glue(f"time_{stage}_min", timings.get(stage, float("nan")) / 60, display=False)
-glue("preset_name", preset, display=False)
+    figures.glue_value(f"time_{stage}_min", timings.get(stage, float("nan")) / 60)
+figures.glue_value("preset_name", preset)
 
 # %% [markdown]
 # ## Presets

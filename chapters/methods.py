@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,9 +30,8 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
 import pandas as pd
-from myst_nb import glue
 
-from hrtem_tl import datasets, figures, simulate, study, structures
+from hrtem_tl import datasets, figures, simulate, structures, study
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
 
@@ -58,11 +64,11 @@ examples = figures.example_table({name: s.domains for name, s in datasets.SERIES
 figures.show(figures.example_viewer(examples), "examples", static_dir)
 
 # %% tags=["hide-input"]
-glue("preset_name", pr.name, display=False)
-glue("pixel_size", pr.pixel_size, display=False)
-glue("extent_nm", pr.extent / 10, display=False)
-glue("n_phonons", pr.n_phonons, display=False)
-glue("sim_sampling", pr.sim_sampling, display=False)
+figures.glue_value("preset_name", pr.name)
+figures.glue_value("pixel_size", pr.pixel_size)
+figures.glue_value("extent_nm", pr.extent / 10)
+figures.glue_value("n_phonons", pr.n_phonons)
+figures.glue_value("sim_sampling", pr.sim_sampling)
 
 # %% [markdown]
 # At this preset ({glue:text}`preset_name`): a {glue:text}`extent_nm:.1f` nm field, multislice sampling
@@ -81,10 +87,10 @@ glue("sim_sampling", pr.sim_sampling, display=False)
 # %% tags=["hide-input"]
 paper_net = UNet(64)
 total = count_trainable(paper_net)
-glue("paper_params_m", total / 1e6, display=False)
-glue("paper_encoder_frozen_pct", 100 * (1 - freeze(paper_net, "encoder") / total), display=False)
-glue("this_width", pr.width, display=False)
-glue("this_params_m", count_trainable(UNet(pr.width)) / 1e6, display=False)
+figures.glue_value("paper_params_m", total / 1e6)
+figures.glue_value("paper_encoder_frozen_pct", 100 * (1 - freeze(paper_net, "encoder") / total))
+figures.glue_value("this_width", pr.width)
+figures.glue_value("this_params_m", count_trainable(UNet(pr.width)) / 1e6)
 
 # %% [markdown]
 # At the study's width the network has {glue:text}`paper_params_m:.1f` M trainable parameters; freezing the encoder
@@ -104,11 +110,11 @@ figures.show(figures.reduced_bars(transfers, "series", "series", "ms per image",
 # %% tags=["hide-input"]
 cost = transfers.groupby("freeze")["ms per image"].median()
 params = transfers.groupby("freeze")["trainable_params"].median()
-glue("cost_none", cost.get("none"), display=False)
-glue("cost_encoder", cost.get("encoder"), display=False)
-glue("cost_decoder", cost.get("decoder"), display=False)
-glue("cost_saving_pct", 100 * (1 - cost.get("encoder") / cost.get("none")), display=False)
-glue("params_saving_pct", 100 * (1 - params.get("encoder") / params.get("none")), display=False)
+figures.glue_value("cost_none", cost.get("none"))
+figures.glue_value("cost_encoder", cost.get("encoder"))
+figures.glue_value("cost_decoder", cost.get("decoder"))
+figures.glue_value("cost_saving_pct", 100 * (1 - cost.get("encoder") / cost.get("none")))
+figures.glue_value("params_saving_pct", 100 * (1 - params.get("encoder") / params.get("none")))
 
 # %% [markdown]
 # Median training time per image: {glue:text}`cost_none:.2f` ms with nothing frozen,

@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,7 +33,6 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 import json
 
 import pandas as pd
-from myst_nb import glue
 
 from hrtem_tl import datasets, figures, study
 from hrtem_tl.simulate import gpu_available
@@ -50,21 +56,24 @@ figures.show(figures.pt_heatmaps(models, "structure", small, "Loss on the target
 symmetry = {f"{name}_small": lat.structure for name, lat in LATTICES.items()}
 off = cells[cells.source != cells.target].assign(
     same=lambda c: [symmetry[a] == symmetry[b] for a, b in zip(c.source, c.target)])
-glue("struct_same_p", off[off.same]["P"].median(), display=False)
-glue("struct_other_p", off[~off.same]["P"].median(), display=False)
-glue("struct_same_word", "lower" if off[off.same]["P"].median() < off[~off.same]["P"].median() else "not lower",
-     display=False)
-glue("struct_spread_p", figures.spread_across_sources(cells, "P"), display=False)
-glue("struct_spread_t", figures.spread_across_sources(cells, "T"), display=False)
+figures.glue_value("struct_same_p", off[off.same]["P"].median())
+figures.glue_value("struct_other_p", off[~off.same]["P"].median())
+same_lower = off[off.same]["P"].median() < off[~off.same]["P"].median()
+figures.glue_value("struct_same_word", "lower" if same_lower else "not lower")
+figures.glue_value("struct_spread_p", figures.spread_across_sources(cells, "P"))
+figures.glue_value("struct_spread_t", figures.spread_across_sources(cells, "T"))
 target_share = off.groupby("target")["T"].median().std() / max(off.groupby("source")["T"].median().std(), 1e-12)
-glue("struct_target_share", target_share, display=False)
+figures.glue_value("struct_target_share", target_share)
+figures.glue_value("struct_target_word", "mostly on the target lattice" if target_share > 1
+                   else "not mainly on the target lattice in this run")
 
 # %% [markdown]
 # After pretraining, pairs that share a crystal symmetry have a median P of {glue:text}`struct_same_p:.4f`,
 # {glue:text}`struct_same_word` than the {glue:text}`struct_other_p:.4f` of pairs that do not. After transfer,
 # the spread across pretraining lattices falls from {glue:text}`struct_spread_p:.4f` to
 # {glue:text}`struct_spread_t:.4f`, and T varies {glue:text}`struct_target_share:.1f` times more between target
-# lattices than between pretraining lattices: performance depends mostly on the target.
+# lattices than between pretraining lattices: performance depends {glue:text}`struct_target_word` (the study:
+# mostly on the target).
 
 # %% [markdown]
 # ## Small and large particles
@@ -88,10 +97,12 @@ sizes = pd.DataFrame(size_rows)
 figures.show(figures.distribution_chart(sizes, "pairing", "pretraining size -> target size", column="stage",
                                         y="loss", y_title="loss (nats)", title="Loss by particle size"),
              "structure_size", static_dir)
+
+# %% tags=["hide-input"]
 med = sizes.groupby(["pairing", "stage"])["loss"].median()
-glue("size_sl_p", med.get(("small -> large", "P"), float("nan")), display=False)
-glue("size_ll_p", med.get(("large -> large", "P"), float("nan")), display=False)
-glue("size_sl_t", med.get(("small -> large", "T"), float("nan")), display=False)
+figures.glue_value("size_sl_p", med.get(("small -> large", "P"), float("nan")))
+figures.glue_value("size_ll_p", med.get(("large -> large", "P"), float("nan")))
+figures.glue_value("size_sl_t", med.get(("small -> large", "T"), float("nan")))
 
 # %% [markdown]
 # On large particles, models pretrained on small ones have a median P of {glue:text}`size_sl_p:.4f`, against
@@ -103,8 +114,8 @@ glue("size_sl_t", med.get(("small -> large", "T"), float("nan")), display=False)
 
 # %% tags=["hide-input"]
 reference = figures.load_reference("structure")
-glue("struct_rank_p", figures.rank_correlation(cells, reference, "P"), display=False)
-glue("struct_rank_t", figures.rank_correlation(cells, reference, "T"), display=False)
+figures.glue_value("struct_rank_p", figures.rank_correlation(cells, reference, "P"))
+figures.glue_value("struct_rank_t", figures.rank_correlation(cells, reference, "T"))
 figures.show(figures.reference_heatmaps(reference, "structure", small, cell=18), "structure_reference")
 
 # %% [markdown]

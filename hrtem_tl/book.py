@@ -1,8 +1,13 @@
 """The main job: make missing data and models, execute the chapters with papermill, build the book offline.
 
 The source notebooks in ``chapters/`` carry no outputs; executed copies go to ``<out>/src/chapters`` beside
-copies of ``_config.yml`` and ``_toc.yml``, with the Vega bundle in ``<out>/src/_static``, and
-``jupyter-book build -W`` renders ``<out>/src`` into ``<out>/src/_build/html``.
+copies of ``_config.yml`` and ``_toc.yml``, with the Vega bundle in ``<out>/src/_static``. The Sphinx
+configuration is generated from ``_config.yml`` by ``jupyter-book config sphinx`` and then rendered by
+``sphinx-build -W`` (warnings are errors) into ``<out>/src/_build/html``. Two fixes are applied to the generated
+configuration, both needed for an offline page with no console errors: jupyter-book 1.0.4 repeats list
+settings (our script was loaded three times) and its sphinx-thebe extension writes a CDN script tag twice (a
+JavaScript redeclaration error); we keep lists unique and leave sphinx-thebe and sphinx-comments out (the book
+has no launch or comment buttons).
 """
 
 from __future__ import annotations
@@ -82,9 +87,43 @@ def build_book(preset: str = "cpu", cache=None, device: str = "auto", scheduler:
     for name in chapters:
         execute_chapter(name, src / "chapters", params)
     record_timing("chapters", pr.name, time.perf_counter() - t0, cache)
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(src), "-W", "-n", "--keep-going"]
+    index = render_html(src)
+    record_timing("book", pr.name, time.perf_counter() - start, cache)
+    return index
+
+
+def _run(cmd: list[str], what: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    record_timing("book", pr.name, time.perf_counter() - start, cache)
-    return src / "_build" / "html" / "index.html"
+        raise RuntimeError(f"{what} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+
+
+def write_sphinx_conf(src: Path) -> Path:
+    """``conf.py`` from ``_config.yml`` (jupyter-book), with the two offline fixes of the module docstring."""
+    import numpy as np
+    from PIL import Image
+
+    _run([str(Path(sys.executable).parent / "jupyter-book"), "config", "sphinx", str(src)], "jupyter-book config")
+    conf = src / "conf.py"
+    namespace: dict = {}
+    exec(conf.read_text(), namespace)  # the generated file only assigns plain values
+    settings = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    settings["extensions"] = [e for e in settings["extensions"] if e not in ("sphinx_thebe", "sphinx_comments")]
+    settings["html_static_path"] = ["_static"]
+    settings["html_js_files"] = [("vega-bundle.js", {"type": "module"})]  # an ES module: no global clashes
+    settings["html_favicon"] = "_static/favicon.png"
+    settings["html_context"] = {"default_mode": "light"}
+    icon = np.zeros((32, 32), np.uint8)
+    icon[8:24, 8:24] = 255
+    Image.fromarray(icon).save(src / "_static" / "favicon.png")
+    conf.write_text("".join(f"{k} = {v!r}\n" for k, v in settings.items()))
+    return conf
+
+
+def render_html(src: Path) -> Path:
+    """Render the book source folder ``src`` (warnings are errors); return ``index.html``."""
+    write_sphinx_conf(src)
+    html = src / "_build" / "html"
+    _run([str(Path(sys.executable).parent / "sphinx-build"), "-W", "--keep-going", "-n", "-q", "-b", "html",
+          str(src), str(html)], "sphinx-build")
+    return html / "index.html"

@@ -261,6 +261,8 @@ def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=Non
     names, pr = series_names(series), get_preset(preset)
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r} is unknown; allowed: cpu, gpu")
+    if device == "gpu" and not sim.gpu_available():
+        raise ValueError("device='gpu' needs CuPy and a CUDA device, and none is usable here; allowed here: cpu")
     missing = [s for s in all_scene_specs(names, pr) if load_or_none(scene_path(s, cache)) is None]
     run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
               desc="scenes", progress=progress, gpu=device == "gpu")

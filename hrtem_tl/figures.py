@@ -137,8 +137,8 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
     heat = base.mark_rect().encode(
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
         y=alt.Y("source:O", sort=labels, title=f"pretraining {axis_title(series)}"),
-        color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis", reverse=True, zero=False),
-                        title="cross-entropy (nats)"),
+        color=alt.Color("value:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True),
+                        title="cross-entropy (nats, log scale)"),
         tooltip=["source:O", "target:O", "stage:N", alt.Tooltip("value:Q", format=".4f"), "models:Q"])
     stage_names = {"P": "P: after pretraining", "T": "T: after transfer learning"}
     return (heat.properties(width=cell * len(labels), height=cell * len(labels))
@@ -243,15 +243,27 @@ def example_viewer(examples: pd.DataFrame, size: int = 260) -> alt.Chart:
 
 # ---------------------------------------------------------------- output
 
+def glue_value(name: str, value) -> None:
+    """Glue a computed number or word for the prose (myst-nb), as a plain Python value."""
+    from myst_nb import glue
+
+    glue(name, value.item() if isinstance(value, np.generic) else value, display=False)
+
+
 def embed_html(chart: alt.TopLevelMixin, name: str | None = None) -> str:
-    """HTML that draws ``chart`` with the page's vendored Vega bundle and registers its view for tests."""
+    """HTML that draws ``chart`` with the page's vendored Vega bundle and registers its view for tests.
+
+    The bundle is an ES module (deferred), so drawing waits for DOMContentLoaded when it has not run yet.
+    """
     div = name or f"vis-{uuid.uuid4().hex[:8]}"
     spec = json.dumps(chart.to_dict())
     return (f'<div id="{div}" class="hrtem-chart"></div><script>(function(){{'
             f'var spec={spec};'
-            f'vegaEmbed("#{div}", spec, {{actions: false, renderer: "svg"}}).then(function(r){{'
+            f'function draw(){{vegaEmbed("#{div}", spec, {{actions: false, renderer: "svg"}}).then(function(r){{'
             f'window.hrtemViews = window.hrtemViews || {{}}; window.hrtemViews["{div}"] = r.view;}})'
-            f'.catch(function(e){{console.error(e);}});}})();</script>')
+            f'.catch(function(e){{console.error(e);}});}}'
+            f'if (window.vegaEmbed) {{draw();}} else {{document.addEventListener("DOMContentLoaded", draw);}}'
+            f'}})();</script>')
 
 
 class BookChart:

@@ -18,8 +18,10 @@ def n_cores() -> int:
 
 
 def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, desc: str = "tasks",
-              progress: bool = True, gpu: bool = False, n_workers: int | None = None) -> list:
+              progress: bool = True, gpu: bool = False, n_workers: int | None = None, describe=None) -> list:
     """``[func(item, **kwargs) for item in items]`` through Dask; results in completion order.
+
+    ``describe(result)`` (optional) gives the progress bar's postfix after each finished task.
 
     ``scheduler``: None (local cluster, one single-threaded process per core, or one worker per GPU),
     ``"synchronous"`` (this process), or the address of a running Dask scheduler (``tcp://host:8786``).
@@ -31,7 +33,7 @@ def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, des
         out = []
         for item in items:
             out.append(func(item, **kwargs))
-            bar.update()
+            _advance(bar, describe, out[-1])
         bar.close()
         return out
     from dask.distributed import Client, LocalCluster, as_completed
@@ -49,10 +51,16 @@ def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, des
         out = []
         for fut in as_completed(futures):
             out.append(fut.result())
-            bar.update()
+            _advance(bar, describe, out[-1])
         return out
     finally:
         bar.close()
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _advance(bar, describe, result) -> None:
+    if describe is not None:
+        bar.set_postfix_str(describe(result), refresh=False)
+    bar.update()

@@ -267,7 +267,8 @@ def make_scene(lattice: str, radii, extent: float, substrate_thickness: float, r
         p = nanoparticle(lat, r, rng, n_faults=faults)
         p.positions += [x, y, top + r]  # resting on the carbon surface z = top
         parts.append(p)
-    particles = Atoms(np.concatenate([p.numbers for p in parts]), positions=np.concatenate([p.positions for p in parts]),
+    particles = Atoms(np.concatenate([p.numbers for p in parts]),
+                      positions=np.concatenate([p.positions for p in parts]),
                       cell=[extent, extent, top + depth], pbc=[True, True, False])
     carbon = amorphous_carbon(extent, substrate_thickness, rng)
     atoms = carbon + particles

@@ -132,8 +132,17 @@ def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", th
     """Train one job (its pretraining must exist for a transfer), write its row, and return it."""
     import torch
 
-    from .train import (TrainConfig, evaluate, fit, load_model, new_model, pick_device, save_model, select_loss,
-                        transfer_model)
+    from .train import (
+        TrainConfig,
+        evaluate,
+        fit,
+        load_model,
+        new_model,
+        pick_device,
+        save_model,
+        select_loss,
+        transfer_model,
+    )
 
     pr = get_preset(preset)
     path = row_path(job, pr, cache)
@@ -212,8 +221,15 @@ def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, dev
             todo = [j for j in jobs if j.kind in stage]
             run_tasks(run_job, todo, dict(preset=pr, cache=cache, device=str(dev), threads=threads),
                       scheduler=scheduler, desc=f"{name} {stage[0]}", progress=progress, gpu=gpu,
-                      n_workers=None if gpu else n_cores())
+                      n_workers=None if gpu else n_cores(), describe=_describe)
     return {name: load_results(name, pr.name, cache) for name in names}
+
+
+def _describe(row: dict) -> str:
+    """Progress-bar text for a finished model: its selected loss."""
+    if row["kind"] == "pretrain":
+        return f"{row['source']}: P={json.loads(row['P_all'])[row['source']]:.4f}"
+    return f"{row['source']}->{row['target']} {row.get('freeze') or 'mix'}: T={row['T']:.4f}"
 
 
 def load_results(series: str, preset: str | None = None, cache=None) -> pd.DataFrame:

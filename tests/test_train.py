@@ -8,8 +8,7 @@ from torch.nn import functional as F
 from hrtem_tl import study
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
-from hrtem_tl.train import (Data, TrainConfig, batches, dihedral, fit, load_model, new_model, save_model,
-                            select_loss)
+from hrtem_tl.train import Data, TrainConfig, batches, dihedral, fit, load_model, new_model, save_model, select_loss
 
 
 def test_paper_width_has_about_14_million_parameters():

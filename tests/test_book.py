@@ -1,0 +1,228 @@
+"""The book: chapters execute under papermill at the smoke preset, the build passes -W, and the pages work in a
+real browser with every non-loopback request blocked.
+
+Set ``HRTEM_TL_BOOK_DIR`` to the ``--out`` folder of an existing build to check that one instead (for example
+the cpu-preset book); screenshots are written to ``<out>/screenshots``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from hrtem_tl.book import CHAPTERS, ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+EXPECTED_CHARTS = {"intro": 0, "methods": 2, "dose": 2, "defocus": 5, "structure": 3}
+MAIN_FIGURE = {"intro": None, "methods": "examples", "dose": "dose_pt", "defocus": "defocus_pt",
+               "structure": "structure_pt"}
+
+
+@pytest.fixture(scope="session")
+def book(smoke_cache, tmp_path_factory) -> Path:
+    """The ``--out`` folder of a built book: the smoke book built here, or ``$HRTEM_TL_BOOK_DIR``."""
+    if os.environ.get("HRTEM_TL_BOOK_DIR"):
+        return Path(os.environ["HRTEM_TL_BOOK_DIR"])
+    from hrtem_tl.book import build_book
+
+    out = tmp_path_factory.mktemp("book")
+    build_book("smoke", smoke_cache, "cpu", "synchronous", out=str(out))
+    return out
+
+
+def html_dir(book: Path) -> Path:
+    return book / "src" / "_build" / "html"
+
+
+def test_every_chapter_executed_and_rendered(book):
+    for name in CHAPTERS:
+        executed = json.loads((book / "src" / "chapters" / f"{name}.ipynb").read_text())
+        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, name
+        assert (html_dir(book) / "chapters" / f"{name}.html").exists()
+    assert (html_dir(book) / "index.html").exists()
+    assert list((book / "figures").glob("*.png")), "static PNG copies of the figures"
+
+
+def test_pages_reference_no_remote_script_or_style(book):
+    for page in (html_dir(book) / "chapters").glob("*.html"):
+        text = page.read_text()
+        for attr in ('src="http', "src='http", 'href="http'):
+            for hit in [line for line in text.splitlines() if attr in line and "<script" in line or
+                        attr in line and "stylesheet" in line]:
+                pytest.fail(f"{page.name} loads a remote resource: {hit.strip()[:200]}")
+
+
+def test_papermill_runs_a_chapter_with_parameters(smoke_cache, tmp_path):
+    out = tmp_path / "dose.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "dose.ipynb"), str(out), "-p", "preset",
+           "smoke", "-p", "cache", str(smoke_cache), "-p", "device", "cpu", "--cwd", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    nb = json.loads(out.read_text())
+    assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+
+
+# ---------------------------------------------------------------- browser
+
+@pytest.fixture(scope="session")
+def server(book):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html_dir(book)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium): .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A chapter page opened with every non-loopback request blocked and its console errors recorded."""
+
+    def __init__(self, browser, url):
+        self.errors, self.outside = [], []
+        self.page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        self.page.route("**/*", self._route)
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url)
+        self.page.wait_for_load_state("networkidle")
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith("http://127.0.0.1") or url.startswith("data:"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def views(self) -> list[str]:
+        self.page.wait_for_function(
+            "document.querySelectorAll('.hrtem-chart').length == Object.keys(window.hrtemViews || {}).length")
+        return self.page.evaluate("Object.keys(window.hrtemViews || {})")
+
+    def data(self, view: str) -> str:
+        """Every dataset of a chart's Vega view (plain fields of each datum), as JSON."""
+        return self.page.evaluate(
+            f"""async () => {{ const v = window.hrtemViews['{view}']; await v.runAsync(); const out = {{}};
+            for (const name of Object.keys(v._runtime.data)) {{
+              try {{ out[name] = v.data(name).map(d => Object.fromEntries(
+                       Object.entries(d).filter(([k, x]) => typeof x !== 'object'))); }} catch (e) {{}} }}
+            return JSON.stringify(out); }}""")
+
+    def drawn(self, view: str) -> list[str]:
+        """Fill colours and image links of the marks drawn in a chart's SVG."""
+        return self.page.evaluate(
+            f"""() => Array.from(document.querySelectorAll('#{view} svg path[fill], #{view} svg image'))
+            .map(e => (e.getAttribute('fill') || '') + (e.getAttribute('href') || '').slice(-40))""")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_in_a_browser(browser, server, book, chapter):
+    shots = book / "screenshots"
+    shots.mkdir(exist_ok=True)
+    page = Page(browser, f"{server}/chapters/{chapter}.html")
+    views = page.views()
+    n_charts = page.page.evaluate("document.querySelectorAll('.hrtem-chart').length")
+    assert len(views) == n_charts == EXPECTED_CHARTS[chapter]
+    for view in views:
+        marks = page.page.evaluate(f"document.querySelectorAll('#{view} svg .mark-rect path, #{view} svg "
+                                   f".mark-symbol path, #{view} svg .mark-image image, #{view} svg .mark-rule line')"
+                                   ".length")
+        assert marks > 0, f"{chapter}: chart {view} drew nothing"
+    page.page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
+    if MAIN_FIGURE[chapter]:
+        page.page.locator(f"#{MAIN_FIGURE[chapter]}").screenshot(path=str(shots / f"{chapter}-main.png"))
+    assert not page.errors, page.errors
+    assert not page.outside, page.outside
+    page.page.close()
+
+
+@pytest.mark.parametrize("chapter", ["dose", "defocus", "structure"])
+def test_freeze_and_reduction_pickers_change_the_drawn_values(browser, server, chapter):
+    page = Page(browser, f"{server}/chapters/{chapter}.html")
+    view = MAIN_FIGURE[chapter]
+    page.views()
+    before_data, before_drawn = page.data(view), page.drawn(view)
+    page.page.locator(f"#{view} input[type=radio][value=max]").check()
+    after_reduction = page.data(view), page.drawn(view)
+    assert after_reduction[0] != before_data and after_reduction[1] != before_drawn
+    boxes = page.page.locator(f"#{view} input[type=checkbox]")
+    assert boxes.count() == 3
+    boxes.nth(0).uncheck()  # drop "none"
+    boxes.nth(1).uncheck()  # drop "encoder": only decoder-frozen models remain
+    after_freeze = page.data(view), page.drawn(view)
+    assert after_freeze[0] != after_reduction[0] and after_freeze[1] != after_reduction[1]
+    assert not page.errors, page.errors
+    page.page.close()
+
+
+def test_example_viewer_switches_images(browser, server):
+    page = Page(browser, f"{server}/chapters/methods.html")
+    page.views()
+    select = page.page.locator("#examples select")
+    options = select.locator("option").all_text_contents()
+    assert len(options) == 34  # 11 defocus + 5 dose + 18 structure datasets
+    before = page.drawn("examples")
+    select.select_option(options[-1])
+    page.data("examples")
+    after = page.drawn("examples")
+    images = page.page.evaluate("document.querySelectorAll('#examples svg .mark-image image').length")
+    assert before != after and images == 2  # image and mask
+    assert not page.errors, page.errors
+    page.page.close()
+
+
+# ---------------------------------------------------------------- source hygiene
+
+def test_paired_chapters_are_in_sync_and_clean(tmp_path):
+    chapters = tmp_path / "chapters"
+    shutil.copytree(ROOT / "chapters", chapters, ignore=shutil.ignore_patterns("figures"))
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    before = {p.name: p.read_text() for p in chapters.glob("*.*")}
+    result = subprocess.run([sys.executable, "-m", "jupytext", "--sync", *map(str, sorted(chapters.glob("*.py")))],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    changed = [p.name for p in chapters.glob("*.*") if p.read_text() != before[p.name]]
+    assert not changed, f"jupytext --sync changed {changed}: run it and commit"
+    for name in CHAPTERS:
+        nb = json.loads((ROOT / "chapters" / f"{name}.ipynb").read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert "widgets" not in nb["metadata"]
+        for cell in nb["cells"]:
+            assert not cell.get("outputs") and not cell.get("execution_count"), f"{name} carries outputs"
+        first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        assert "parameters" in first_code["metadata"].get("tags", [])
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "hrtem_tl", "tests", "chapters"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
