@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {
         size_radius={"small": (6.0, 9.0), "large": (12.0, 16.0)},
         particles={"cdse": (1, 2), "small": (1, 2), "large": (1, 1)},
         n_train=8, n_val=4, structure_train=4, structure_val=2,
-        width=8, epochs=6, lr_pairs=((3e-3, 1e-3),), main_lr=(3e-3, 1e-3),
+        width=8, epochs=10, lr_pairs=((3e-3, 1e-3),), main_lr=(3e-3, 1e-3),
         transfer_sizes=(4, 8), transfer_size=4, mixtures=((4, 4),), seeds=(0,), augment="all8", crop=0,
         sweep_sources=("-100",),
         sweep_targets=("50",), structure_transfers="figure",

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import datasets as ds
+from . import train as tr
 from .cache import atomic_write, cache_dir, key_of
 from .model import FREEZE_OPTIONS, count_trainable
 from .presets import Preset, get_preset
@@ -103,46 +104,82 @@ def model_path(job: Job, preset: Preset, cache=None) -> Path:
 
 
 @functools.lru_cache(maxsize=128)
-def _data(series: str, domain: str, split: str, preset: str, cache: str):
-    from .train import Data
-
+def _data(series: str, domain: str, split: str, preset: str, cache: str) -> tr.Data:
     d = ds.load_dataset(series, domain, split, preset, cache)
-    return Data.from_arrays(d.images, d.masks)
+    return tr.Data.from_arrays(d.images, d.masks)
 
 
 def _val_sets(series: str, preset: Preset, cache) -> dict:
     return {d: _data(series, d, "val", preset.name, str(cache_dir(cache))) for d in ds.SERIES[series].domains}
 
 
-def _row(job: Job, preset: Preset, device, hist, model, **extra) -> dict:
+def _row(job: Job, preset: Preset, device, hist: tr.History, model, **extra) -> dict:
     row = asdict(job)
-    from .train import precision_name
-
     row.update(preset=preset.name, width=preset.width, epochs=preset.epochs, device=str(device),
-               precision=precision_name(device),
-               trainable_params=count_trainable(model), seconds_per_epoch=hist.seconds_per_epoch,
-               images_per_second=hist.images_per_second, losses=json.dumps(hist.losses), key=job.key(preset))
+               precision=tr.precision_name(device), trainable_params=count_trainable(model),
+               seconds_per_epoch=hist.seconds_per_epoch, images_per_second=hist.images_per_second,
+               losses=json.dumps(hist.losses), key=job.key(preset))
     row.update(extra)
     if row["mixture"] is not None:
         row["mixture"] = list(row["mixture"])
     return row
 
 
-def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
-    """Train one job (its pretraining must exist for a transfer), write its row, and return it."""
-    import torch
+def _config(job: Job, preset: Preset, lr: float, epochs: int) -> tr.TrainConfig:
+    return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=preset.batch_size, augment=preset.augment,
+                          crop=preset.crop, seed=job.seed)
 
-    from .train import (
-        TrainConfig,
-        evaluate,
-        fit,
-        load_model,
-        new_model,
-        pick_device,
-        save_model,
-        select_loss,
-        transfer_model,
-    )
+
+def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
+    """Train on the source; P on every domain at the epoch of the best source validation loss."""
+    val = _val_sets(job.series, pr, cache)
+    model = tr.new_model(pr.width, job.seed)
+    hist = tr.fit(model, _data(job.series, job.source, "train", pr.name, str(cache_dir(cache))), val,
+                  _config(job, pr, job.lr_pretrain, pr.epochs), job.source, dev)
+    p_values = {d: tr.select_loss(hist.losses, job.source, d)[0] for d in val}
+    meta = {"width": pr.width, "job": asdict(job), "best_epoch": hist.best_epoch}
+    tr.save_model(model_path(job, pr, cache), hist.best_state, meta)
+    return _row(job, pr, dev, hist, model, best_epoch_pretrain=hist.best_epoch, P_all=json.dumps(p_values))
+
+
+def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
+    """Fine-tune the pretrained model on ``transfer_size`` target images with one half frozen; T as defined."""
+    pre = job.pretrain_job()
+    if not model_path(pre, pr, cache).exists():
+        run_job(pre, pr, cache, str(dev), threads)
+    pretrained, _ = tr.load_model(model_path(pre, pr, cache))
+    pre_row = json.loads(row_path(pre, pr, cache).read_text())
+    model, _ = tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)
+    val = _val_sets(job.series, pr, cache)
+    train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
+    hist = tr.fit(model, train, {job.target: val[job.target]}, _config(job, pr, job.lr_transfer, pr.epochs),
+                  job.target, dev)
+    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+    model.load_state_dict(hist.best_state)
+    # the selected model on every domain (defocus: for the out-of-distribution figure) or on target and source
+    evals = val if job.series == "defocus" else {d: val[d] for d in (job.target, job.source)}
+    t_all = {d: tr.evaluate(model, data, dev) for d, data in evals.items()}
+    return _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
+                best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
+                T_all=json.dumps(t_all), P_all=pre_row["P_all"])
+
+
+def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
+    """Baseline: one stage on a source:target mixture for as many epochs as the two stages together."""
+    n_src, n_tgt = job.mixture
+    key = str(cache_dir(cache))
+    mixed = (_data(job.series, job.source, "train", pr.name, key).take(n_src)
+             + _data(job.series, job.target, "train", pr.name, key).take(n_tgt))
+    model = tr.new_model(pr.width, job.seed)
+    hist = tr.fit(model, mixed, _val_sets(job.series, pr, cache), _config(job, pr, job.lr_pretrain, 2 * pr.epochs),
+                  job.target, dev)
+    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value)
+
+
+def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
+    """Train one job (a transfer first makes its pretraining if missing), write its row, and return it."""
+    import torch
 
     pr = get_preset(preset)
     path = row_path(job, pr, cache)
@@ -150,45 +187,13 @@ def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", th
         return json.loads(path.read_text())
     if threads:
         torch.set_num_threads(threads)
-    dev = pick_device(device)
-    cache_key = str(cache_dir(cache))
-    val = _val_sets(job.series, pr, cache)
-    train_src = _data(job.series, job.source, "train", pr.name, cache_key)
-    cfg = dict(epochs=pr.epochs, batch_size=pr.batch_size, augment=pr.augment, crop=pr.crop, seed=job.seed)
+    dev = tr.pick_device(device)
     if job.kind == "pretrain":
-        model = new_model(pr.width, job.seed)
-        hist = fit(model, train_src, val, TrainConfig(lr=job.lr_pretrain, **cfg), job.source, dev)
-        p_values = {d: select_loss(hist.losses, job.source, d)[0] for d in val}
-        meta = {"width": pr.width, "job": asdict(job), "best_epoch": hist.best_epoch}
-        save_model(model_path(job, pr, cache), hist.best_state, meta)
-        row = _row(job, pr, dev, hist, model, best_epoch_pretrain=hist.best_epoch, P_all=json.dumps(p_values))
+        row = _pretrain(job, pr, cache, dev)
     elif job.kind == "transfer":
-        pre = job.pretrain_job()
-        mpath = model_path(pre, pr, cache)
-        if not mpath.exists():
-            run_job(pre, pr, cache, device, threads)
-        pretrained, _ = load_model(mpath)
-        pre_row = json.loads(row_path(pre, pr, cache).read_text())
-        model, _ = transfer_model(pretrained.state_dict(), pr.width, job.freeze)
-        train_tgt = _data(job.series, job.target, "train", pr.name, cache_key).take(job.transfer_size)
-        evals = val if job.series == "defocus" else {job.target: val[job.target], job.source: val[job.source]}
-        per_epoch = {job.target: val[job.target]}
-        hist = fit(model, train_tgt, per_epoch, TrainConfig(lr=job.lr_transfer, **{**cfg, "epochs": pr.epochs}),
-                   job.target, dev)
-        t_value, t_epoch = select_loss(hist.losses, job.target, job.target)
-        model.load_state_dict(hist.best_state)
-        t_all = {d: evaluate(model, data, dev) for d, data in evals.items()}
-        row = _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
-                   best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
-                   T_all=json.dumps(t_all), P_all=pre_row["P_all"])
+        row = _transfer(job, pr, cache, dev, threads)
     else:
-        n_src, n_tgt = job.mixture
-        mixed = train_src.take(n_src) + _data(job.series, job.target, "train", pr.name, cache_key).take(n_tgt)
-        model = new_model(pr.width, job.seed)
-        hist = fit(model, mixed, val, TrainConfig(lr=job.lr_pretrain, **{**cfg, "epochs": 2 * pr.epochs}),
-                   job.target, dev)
-        t_value, t_epoch = select_loss(hist.losses, job.target, job.target)
-        row = _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value)
+        row = _mixture(job, pr, cache, dev)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(row)))
     return row
 
@@ -206,10 +211,9 @@ def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, dev
               scheduler: str | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Train every missing job of ``series`` (pretrainings first) and return the results tables."""
     from .parallel import n_cores, run_tasks
-    from .train import pick_device
 
     names, pr = ds.series_names(series), get_preset(preset)
-    dev = pick_device(device)
+    dev = tr.pick_device(device)
     for name in names:
         _check_datasets(name, pr, cache)
     cache = str(cache_dir(cache))

@@ -26,7 +26,7 @@ def test_one_exit_wave_feeds_every_defocus_and_dose_dataset(smoke_cache):
     assert len(keys) == 1
     masks = [ds.load_dataset(s, d, "val", "smoke", smoke_cache).masks for s, d in (("dose", "30"), ("defocus", "250"))]
     np.testing.assert_array_equal(*masks)  # labels do not depend on defocus or dose
-    n_scenes = len(list((smoke_cache / "scenes").rglob("*.npz")))
+    n_scenes = len(list((smoke_cache / "scenes" / "CdSe").glob("cdse-*.npz")))
     pr = ds.get_preset("smoke")
     assert n_scenes == pr.n_train + pr.n_val
 
@@ -56,7 +56,7 @@ def test_corrupt_artefact_is_reported_and_recomputed(smoke_cache, caplog):
 
 
 def test_rerun_redoes_only_the_missing_work(smoke_cache):
-    scenes = sorted((smoke_cache / "scenes").rglob("*.npz"))
+    scenes = sorted((smoke_cache / "scenes" / "CdSe").glob("cdse-*.npz"))
     removed = scenes[0]
     removed.unlink()
     stamps = {p: p.stat().st_mtime_ns for p in scenes[1:]}
