@@ -37,11 +37,8 @@ import pandas as pd
 
 from hrtem_tl import datasets, figures, study
 from hrtem_tl.presets import get_preset
-from hrtem_tl.simulate import gpu_available
 
-datasets.simulate_series("defocus", preset, cache, "gpu" if device == "cuda" and gpu_available() else "cpu",
-                         progress=False)
-results = study.run_study("defocus", preset, cache, device, progress=False)["defocus"]
+results = study.results("defocus", preset, cache, device)
 pr = get_preset(preset)
 series = datasets.SERIES["defocus"]
 models = figures.model_table(results, "defocus", preset)

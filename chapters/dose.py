@@ -33,11 +33,8 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 # %% tags=["hide-input"]
 
 from hrtem_tl import datasets, figures, study
-from hrtem_tl.simulate import gpu_available
 
-datasets.simulate_series("dose", preset, cache, "gpu" if device == "cuda" and gpu_available() else "cpu",
-                         progress=False)
-results = study.run_study("dose", preset, cache, device, progress=False)["dose"]
+results = study.results("dose", preset, cache, device)
 order = datasets.SERIES["dose"].domains
 models = figures.model_table(results, "dose", preset)
 cells = figures.cell_table(models, "median")

@@ -31,13 +31,12 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 # %% tags=["hide-input"]
 import pandas as pd
 
-from hrtem_tl import datasets, figures, simulate, structures, study
+from hrtem_tl import datasets, figures, structures, study
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
 
 pr = get_preset(preset)
-datasets.simulate_series("all", preset, cache, "gpu" if device == "cuda" and simulate.gpu_available() else "cpu",
-                         progress=False)
+datasets.simulate_series("all", preset, cache, study.simulation_device(device), progress=False)
 
 # %% [markdown]
 # ## Structures

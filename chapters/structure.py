@@ -34,13 +34,10 @@ import json
 
 import pandas as pd
 
-from hrtem_tl import datasets, figures, study
-from hrtem_tl.simulate import gpu_available
+from hrtem_tl import figures, study
 from hrtem_tl.structures import LATTICES
 
-datasets.simulate_series("structure", preset, cache, "gpu" if device == "cuda" and gpu_available() else "cpu",
-                         progress=False)
-results = study.run_study("structure", preset, cache, device, progress=False)["structure"]
+results = study.results("structure", preset, cache, device)
 small = [f"{name}_small" for name in LATTICES]
 models = figures.model_table(results, "structure", preset, domains=small)
 cells = figures.cell_table(models, "median")

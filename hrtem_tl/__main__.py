@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from .datasets import SERIES
@@ -40,7 +41,13 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so that local Dask workers are shut down, not orphaned."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("hrtem_tl").setLevel(logging.INFO)

@@ -59,16 +59,14 @@ def build_book(preset: str = "cpu", cache=None, device: str = "auto", scheduler:
     from .datasets import simulate_series
     from .figures import write_vega_bundle
     from .presets import get_preset
-    from .simulate import gpu_available
-    from .study import run_study
+    from .study import run_study, simulation_device
     from .train import pick_device
 
     pr = get_preset(preset)
     dev = pick_device(device)
     cache = cache_dir(cache).resolve()
     start = time.perf_counter()
-    sim_device = "gpu" if dev.type == "cuda" and gpu_available() else "cpu"
-    simulate_series("all", pr, cache, sim_device, scheduler)
+    simulate_series("all", pr, cache, simulation_device(str(dev)), scheduler)
     record_timing("simulate", pr.name, time.perf_counter() - start, cache)
     t0 = time.perf_counter()
     run_study("all", pr, cache, str(dev), scheduler)

@@ -10,6 +10,8 @@ number. Conventions:
 - ``CS`` = 0: the study gives no spherical aberration (an aberration-corrected microscope); we assume none.
 - Frozen phonons: optics are applied to each configuration's wave and the intensities are averaged.
 - Order as in the study: exit wave -> downsample (Fourier crop) to the output pixel -> optics -> intensity -> dose.
+  The multislice runs on the GPU when asked (abTEM + CuPy); the optics run in numpy on the small output grid
+  (2 ms per cpu-preset image, 44 ms at the paper's 640 x 640), so they need no GPU.
 """
 
 from __future__ import annotations
@@ -30,17 +32,6 @@ def wavelength(energy: float = ENERGY) -> float:
     m0c2 = 510998.95  # eV
     hc = 12398.419843  # eV Å
     return hc / np.sqrt(energy * (2 * m0c2 + energy))
-
-
-def array_module(device: str):
-    """numpy for ``device='cpu'``, cupy for ``device='gpu'``."""
-    if device == "gpu":
-        import cupy
-
-        return cupy
-    if device != "cpu":
-        raise ValueError(f"device={device!r} is unknown; allowed: cpu, gpu")
-    return np
 
 
 def gpu_available() -> bool:
@@ -88,26 +79,25 @@ def fourier_crop(waves: np.ndarray, factor: int) -> np.ndarray:
     """
     if factor == 1:
         return waves
-    xp = np if isinstance(waves, np.ndarray) else array_module("gpu")
     n = waves.shape[-1]
     if n % factor:
         raise ValueError(f"grid of {n} pixels is not divisible by the downsampling factor={factor}")
     m = n // factor
-    spec = xp.fft.fftshift(xp.fft.fft2(waves), axes=(-2, -1))
+    spec = np.fft.fftshift(np.fft.fft2(waves), axes=(-2, -1))
     lo = (n - m) // 2
     spec = spec[..., lo:lo + m, lo:lo + m]
-    out = xp.fft.ifft2(xp.fft.ifftshift(spec, axes=(-2, -1))) / factor ** 2
-    return out.astype(xp.complex64)
+    out = np.fft.ifft2(np.fft.ifftshift(spec, axes=(-2, -1))) / factor ** 2
+    return out.astype(np.complex64)
 
 
-def spatial_frequencies(n: int, pixel_size: float, xp=np):
+def spatial_frequencies(n: int, pixel_size: float):
     """|k|^2 (1/Å2) on the FFT grid of an n x n image with ``pixel_size`` Å."""
-    k = xp.fft.fftfreq(n, d=pixel_size).astype(xp.float32)
+    k = np.fft.fftfreq(n, d=pixel_size).astype(np.float32)
     return k[:, None] ** 2 + k[None, :] ** 2
 
 
 def ctf_kernel(n: int, pixel_size: float, defocus, focal_spread: float = FOCAL_SPREAD, cs: float = CS,
-               energy: float = ENERGY, xp=np):
+               energy: float = ENERGY):
     """Coherent transfer function times the temporal (focal-spread) envelope, abTEM's conventions.
 
     ``defocus`` (Å, scalar or 1D array) gives a kernel of shape (n, n) or (len(defocus), n, n).
@@ -115,11 +105,11 @@ def ctf_kernel(n: int, pixel_size: float, defocus, focal_spread: float = FOCAL_S
     envelope exp(-(pi / (2 lambda) * focal_spread * alpha^2)^2).
     """
     lam = wavelength(energy)
-    alpha2 = spatial_frequencies(n, pixel_size, xp) * lam ** 2
-    df = xp.asarray(defocus, dtype=xp.float32)[..., None, None]
+    alpha2 = spatial_frequencies(n, pixel_size) * lam ** 2
+    df = np.asarray(defocus, dtype=np.float32)[..., None, None]
     chi = 2 * np.pi / lam * (-df * alpha2 / 2 + cs * alpha2 ** 2 / 4)
-    envelope = xp.exp(-((np.pi / (2 * lam)) * focal_spread * alpha2) ** 2)
-    return (xp.exp(-1j * chi) * envelope).astype(xp.complex64)
+    envelope = np.exp(-((np.pi / (2 * lam)) * focal_spread * alpha2) ** 2)
+    return (np.exp(-1j * chi) * envelope).astype(np.complex64)
 
 
 def intensity(waves: np.ndarray, pixel_size: float, defocus, **optics) -> np.ndarray:
@@ -127,14 +117,12 @@ def intensity(waves: np.ndarray, pixel_size: float, defocus, **optics) -> np.nda
 
     With a 1D ``defocus`` array the result has shape (len(defocus), n, n).
     """
-    xp = np if isinstance(waves, np.ndarray) else array_module("gpu")
-    n = waves.shape[-1]
-    kernel = ctf_kernel(n, pixel_size, defocus, xp=xp, **optics)
-    spec = xp.fft.fft2(waves)
+    kernel = ctf_kernel(waves.shape[-1], pixel_size, defocus, **optics)
+    spec = np.fft.fft2(waves)
     if kernel.ndim == 3:
         spec = spec[:, None]
-    img = xp.abs(xp.fft.ifft2(spec * kernel)) ** 2
-    return img.mean(axis=0).astype(xp.float32)
+    img = np.abs(np.fft.ifft2(spec * kernel)) ** 2
+    return img.mean(axis=0).astype(np.float32)
 
 
 def apply_dose(image: np.ndarray, dose: float, pixel_size: float, rng: np.random.Generator) -> np.ndarray:

@@ -236,6 +236,19 @@ def _describe(row: dict) -> str:
     return f"{row['source']}->{row['target']} {row.get('freeze') or 'mix'}: T={row['T']:.4f}"
 
 
+def simulation_device(device: str) -> str:
+    """The multislice device that goes with a training device: the GPU when CUDA is used and CuPy works."""
+    from .simulate import gpu_available
+
+    return "gpu" if tr.pick_device(device).type == "cuda" and gpu_available() else "cpu"
+
+
+def results(series: str, preset: str | Preset = "cpu", cache=None, device: str = "auto") -> pd.DataFrame:
+    """The results table of one series, making whatever datasets and models are missing first (cached)."""
+    ds.simulate_series(series, preset, cache, simulation_device(device), progress=False)
+    return run_study(series, preset, cache, device, progress=False)[series]
+
+
 def load_results(series: str, preset: str | None = None, cache=None) -> pd.DataFrame:
     """All finished rows of ``series`` (optionally of one preset), also saved as ``results/<series>.parquet``."""
     ds.get_series(series)
