@@ -138,7 +138,7 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
         y=alt.Y("source:O", sort=labels, title=f"pretraining {axis_title(series)}"),
         color=alt.Color("value:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True),
-                        title="cross-entropy (nats, log scale)"),
+                        title="loss, nats (log)"),
         tooltip=["source:O", "target:O", "stage:N", alt.Tooltip("value:Q", format=".4f"), "models:Q"])
     stage_names = {"P": "P: after pretraining", "T": "T: after transfer learning"}
     return (heat.properties(width=cell * len(labels), height=cell * len(labels))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .structures import CDSE_DIAMETER, SIZE_CLASSES, SUBSTRATE_THICKNESS
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -66,19 +68,18 @@ class Preset:
         return int(round(factor))
 
 
-STUDY_SIZES = {"small": (10.0, 20.0), "large": (25.0, 35.0)}
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper", extent=128.0, sim_sampling=0.1, pixel_size=0.2, slice_thickness=2.0, n_phonons=8,
-        substrate_thickness=(20.0, 80.0), cdse_diameter=(30.0, 50.0), size_radius=STUDY_SIZES,
+        substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
         particles={"cdse": (1, 5), "small": (1, 5), "large": (1, 5)},
         n_train=512, n_val=128, structure_train=512, structure_val=128,
         notes={"n_val": "the study does not state its validation size; 128 is our choice"},
     ),
     "cpu": Preset(
         name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
-        substrate_thickness=(20.0, 80.0), cdse_diameter=(30.0, 50.0), size_radius=STUDY_SIZES,
+        substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
         particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
         n_train=64, n_val=16, structure_train=20, structure_val=8,
         width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (1e-3, 3e-4)), main_lr=(3e-3, 1e-3),

@@ -79,8 +79,9 @@ LATTICES: dict[str, Lattice] = {
     )
 }
 
-SIZE_CLASSES: dict[str, tuple[float, float]] = {"small": (10.0, 20.0), "large": (25.0, 35.0)}  # radius, Å
+SIZE_CLASSES: dict[str, tuple[float, float]] = {"small": (10.0, 20.0), "large": (25.0, 35.0)}  # radius, Å, STUDY.md 1
 CDSE_DIAMETER = (30.0, 50.0)  # Å, defocus and dose series (STUDY.md 1)
+SUBSTRATE_THICKNESS = (20.0, 80.0)  # Å, uniform (STUDY.md 1)
 
 
 def get_lattice(name: str) -> Lattice:
