@@ -24,49 +24,47 @@
 # buttons to pick how the models of a cell are reduced.
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | paper
+preset = "cpu"  # smoke | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
+seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
+from hrtem_tl import claims, datasets, figures, study
+from hrtem_tl.presets import get_preset
 
-from hrtem_tl import datasets, figures, study
-
-results = study.results("dose", preset, cache, device)
+pr = get_preset(preset, seeds)
+results = study.results("dose", pr, cache, device)
+evidence = claims.evidence("dose", results, pr)
 order = datasets.SERIES["dose"].domains
-models = figures.model_table(results, "dose", preset)
-cells = figures.cell_table(models, "median")
+models = study.model_table(results, "dose", pr)
+figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
 
-# %%
+# %% tags=["hide-input"]
 figures.show(figures.pt_heatmaps(models, "dose", order, "Loss on the target dose (CdSe, defocus -10 nm)"),
              "dose_pt", static_dir)
 
 # %% tags=["hide-input"]
-spread_p = figures.spread_across_sources(cells, "P")
-spread_t = figures.spread_across_sources(cells, "T")
-by_target = cells[cells.source != cells.target].groupby("target")["T"].median()
-dose_rank = float(by_target.rank().corr(by_target.index.astype(float).to_series(index=by_target.index).rank()))
-worst_source = cells[cells.source != cells.target].groupby("source")["P"].median().idxmax()
-figures.glue_value("dose_spread_p", spread_p)
-figures.glue_value("dose_spread_t", spread_t)
-figures.glue_value("dose_spread_ratio", spread_p / spread_t)
-figures.glue_value("dose_spread_word", "shrinks" if spread_t < spread_p else "does not shrink")
-figures.glue_value("dose_target_rank", dose_rank)
-figures.glue_value("dose_target_word", "higher target dose, lower loss, as the study found" if dose_rank < -0.5
-                   else "no clear ordering by the target's signal-to-noise in this run")
-figures.glue_value("dose_worst_source", worst_source)
+card = claims.glue_scorecard(evidence, figures.glue_value)
 figures.glue_value("dose_n_models", int((results.kind == "transfer").sum()))
+figures.Download(models, "dose_models.csv", "Download the per-model table behind the heatmaps")
 
 # %% [markdown]
-# **What the run shows.** Across the {glue:text}`dose_n_models` transfer models of this run, the spread of the loss
-# across pretraining doses (the standard deviation over the column of a target, median over targets)
-# {glue:text}`dose_spread_word` from {glue:text}`dose_spread_p:.4f` after pretraining to
-# {glue:text}`dose_spread_t:.4f` after transfer, a factor of {glue:text}`dose_spread_ratio:.1f`. After
-# pretraining, the worst pretraining dose (highest median P across targets) is {glue:text}`dose_worst_source` e⁻/Å².
-# After transfer, the rank correlation between the target dose and the median T of its column is
-# {glue:text}`dose_target_rank:.2f`: {glue:text}`dose_target_word`.
+# **What the run shows** ({glue:text}`dose_n_models` transfer models). {glue:text}`dose_sanity`
+#
+# - After pretraining, a model carried from a lower to a higher dose loses more than one carried the other way:
+#   the signed balance over the ten dose pairs is {glue:text}`claim_dose_low_to_high_run:+.2f` here
+#   ({glue:text}`claim_dose_low_to_high_study:+.2f` in the study): **{glue:text}`claim_dose_low_to_high_verdict`**.
+#   Rows of low-dose pretraining are worse: {glue:text}`claim_dose_low_worse_run:+.2f`
+#   (study {glue:text}`claim_dose_low_worse_study:+.2f`), **{glue:text}`claim_dose_low_worse_verdict`**.
+# - After transfer the pretraining dose fades: log10 of the spread of log loss across pretraining doses before
+#   over after transfer is {glue:text}`claim_dose_source_fades_run:+.2f` (study
+#   {glue:text}`claim_dose_source_fades_study:+.2f`), **{glue:text}`claim_dose_source_fades_verdict`**; the loss
+#   tracks the target's signal-to-noise (minus the rank correlation of target dose and median T:
+#   {glue:text}`claim_dose_tracks_snr_run:+.2f`, study
+#   {glue:text}`claim_dose_tracks_snr_study:+.2f`), **{glue:text}`claim_dose_tracks_snr_verdict`**.
 
 # %% [markdown]
 # ## Beside the published values
@@ -75,18 +73,25 @@ figures.glue_value("dose_n_models", int((results.kind == "transfer").sum()))
 # twice, so only their pattern is comparable with ours.
 
 # %% tags=["hide-input"]
-reference = figures.load_reference("dose")
-figures.glue_value("dose_rank_p", figures.rank_correlation(cells, reference, "P"))
-figures.glue_value("dose_rank_t", figures.rank_correlation(cells, reference, "T"))
-figures.show(figures.reference_heatmaps(reference, "dose", order), "dose_reference")
+figures.glue_value("dose_rank_p", claims.agreement(evidence, "P"))
+figures.glue_value("dose_rank_t", claims.agreement(evidence, "T"))
+figures.show(figures.reference_heatmaps(claims.reference_cells("dose"), "dose", order), "dose_reference")
 
 # %% [markdown]
-# Spearman rank correlation between our median cells and the published ones: P {glue:text}`dose_rank_p:.2f`,
-# T {glue:text}`dose_rank_t:.2f` (25 cells each, diagonal included).
+# Spearman rank correlation between our median cells and the published ones (off-diagonal cells):
+# P {glue:text}`dose_rank_p:.2f`, T {glue:text}`dose_rank_t:.2f`.
+#
+# ## The claims of this chapter
+#
+# Each statistic is computed by `hrtem_tl.claims` from this run's table and from the published cells; a claim
+# holds when this run's statistic points the study's way with at least half the study's size.
 
 # %% tags=["hide-input"]
+figures.Table(claims.display_table(card))
+
+# %% tags=["remove-cell"]
 if live_widgets:
-    figures.explore(lambda reduction="median", freeze=("none", "encoder", "decoder"): figures.cell_table(
+    figures.explore(lambda reduction="median", freeze=("none", "encoder", "decoder"): study.cell_table(
         models, reduction, freeze).pivot(index="source", columns="target", values="T"),
         reduction=list(figures.REDUCTIONS), freeze=[("all", ("none", "encoder", "decoder")),
                                                     ("none", ("none",)), ("encoder", ("encoder",)),

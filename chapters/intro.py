@@ -37,24 +37,51 @@
 #   reduction (median, mean, min, max) over the models of a cell. Both work in the page, with no kernel.
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | paper
+preset = "cpu"  # smoke | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
+seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
 import pandas as pd
 
-from hrtem_tl import figures
+from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import read_timings
-from hrtem_tl.presets import PRESETS
+from hrtem_tl.presets import PRESETS, get_preset
 from hrtem_tl.study import grid_size
 
-timings = read_timings(preset, cache)
+pr = get_preset(preset, seeds)
+timings = read_timings(pr.name, cache)
 for stage in ("simulate", "train"):
     figures.glue_value(f"time_{stage}_min", timings.get(stage, float("nan")) / 60)
-figures.glue_value("preset_name", preset)
+figures.glue_value("preset_name", pr.name)
+evidence = {name: claims.evidence(name, study.results(name, pr, cache, device), pr) for name in datasets.SERIES}
+cards = pd.concat([claims.scorecard(ev) for ev in evidence.values()], ignore_index=True)
+figures.glue_value("claims_total", len(cards))
+figures.glue_value("claims_holding", int((cards.verdict == "holds").sum()))
+for name, ev in evidence.items():
+    figures.glue_value(f"sanity_{name}", claims.sanity_line(ev))
+figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+
+# %% [markdown]
+# ## Does this run reach the study's conclusions?
+#
+# Each finding of the study is a statistic computed by `hrtem_tl.claims` on this run's results and on the
+# published values; a claim **holds** when this run's statistic points the study's way with at least half the
+# study's size ("comparable" claims: within a factor 1.25; "not necessarily": at least a quarter of the models).
+# Before any verdict, each series must have learned: every pretraining's loss on its own domain at most half the
+# loss of a constant prediction of its masks.
+#
+# - {glue:text}`sanity_dose`
+# - {glue:text}`sanity_defocus`
+# - {glue:text}`sanity_structure`
+#
+# In this run **{glue:text}`claims_holding` of {glue:text}`claims_total`** claims hold:
+
+# %% tags=["hide-input"]
+figures.Table(claims.display_table(cards, statistic=False))
 
 # %% [markdown]
 # ## Presets
@@ -64,14 +91,14 @@ figures.glue_value("preset_name", preset)
 # figure cell and all three freezing options are kept.
 
 # %% tags=["hide-input"]
-pd.DataFrame([{
+figures.Table(pd.DataFrame([{
     "preset": p.name, "field (nm)": p.extent / 10, "sampling (Å)": p.sim_sampling, "pixel (Å)": p.pixel_size,
     "phonons": p.n_phonons, "train/val scenes (CdSe)": f"{p.n_train}/{p.n_val}",
     "train/val per structure": f"{p.structure_train}/{p.structure_val}", "U-Net width": p.width,
     "epochs per stage": p.epochs, "seeds": len(p.seeds),
     "models (dose/defocus/structure)": "/".join(str(sum(grid_size(s, p).values()))
                                                 for s in ("dose", "defocus", "structure"))}
-    for p in PRESETS.values()])
+    for p in PRESETS.values()]))
 
 # %% [markdown]
 # This page was rendered at preset **{glue:text}`preset_name`**. In the run that built it, simulating every
@@ -85,6 +112,7 @@ pd.DataFrame([{
 # - One chapter with other parameters:
 #   `papermill chapters/dose.ipynb out.ipynb -p preset smoke` (add `-p device cuda` on a GPU machine).
 # - The stages alone: `python -m hrtem_tl simulate --series dose --preset cpu`, then
-#   `python -m hrtem_tl train --series dose --preset cpu`; `--scheduler tcp://host:8786` sends the independent
-#   scenes and models to an existing Dask cluster.
+#   `python -m hrtem_tl train --series dose --preset cpu`, then `python -m hrtem_tl claims --series dose` for the
+#   scorecard in the terminal; `--seeds 1` trains and scores another training seed; `--scheduler
+#   tcp://host:8786` sends the independent scenes and models to an existing Dask cluster.
 # - In a live kernel, set `live_widgets = True` to get ipywidgets controls over the same tables.

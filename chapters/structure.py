@@ -23,9 +23,10 @@
 # sizes.
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | paper
+preset = "cpu"  # smoke | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
+seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
@@ -34,45 +35,43 @@ import json
 
 import pandas as pd
 
-from hrtem_tl import figures, study
+from hrtem_tl import claims, figures, study
+from hrtem_tl.model import FREEZE_OPTIONS
+from hrtem_tl.presets import get_preset
 from hrtem_tl.structures import LATTICES
 
-results = study.results("structure", preset, cache, device)
+pr = get_preset(preset, seeds)
+results = study.results("structure", pr, cache, device)
+evidence = claims.evidence("structure", results, pr)
 small = [f"{name}_small" for name in LATTICES]
-models = figures.model_table(results, "structure", preset, domains=small)
-cells = figures.cell_table(models, "median")
+models = study.model_table(results, "structure", pr)
+card = claims.glue_scorecard(evidence, figures.glue_value)
+figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
 
 # %% [markdown]
+# {glue:text}`structure_sanity`
+#
 # ## Lattice x lattice, small particles
 
-# %%
-figures.show(figures.pt_heatmaps(models, "structure", small, "Loss on the target lattice (small particles)",
+# %% tags=["hide-input"]
+small_models = models[models.source.isin(small) & models.target.isin(small)]
+figures.show(figures.pt_heatmaps(small_models, "structure", small, "Loss on the target lattice (small particles)",
                                  cell=22), "structure_pt", static_dir)
 
 # %% tags=["hide-input"]
-symmetry = {f"{name}_small": lat.structure for name, lat in LATTICES.items()}
-off = cells[cells.source != cells.target].assign(
-    same=lambda c: [symmetry[a] == symmetry[b] for a, b in zip(c.source, c.target)])
-figures.glue_value("struct_same_p", off[off.same]["P"].median())
-figures.glue_value("struct_other_p", off[~off.same]["P"].median())
-same_lower = off[off.same]["P"].median() < off[~off.same]["P"].median()
-figures.glue_value("struct_same_word", "lower" if same_lower else "not lower")
-figures.glue_value("struct_spread_p", figures.spread_across_sources(cells, "P"))
-figures.glue_value("struct_spread_t", figures.spread_across_sources(cells, "T"))
-target_share = off.groupby("target")["T"].median().std() / max(off.groupby("source")["T"].median().std(), 1e-12)
-figures.glue_value("struct_target_share", target_share)
-figures.glue_value("struct_target_word", "mostly on the target lattice" if target_share > 1
-                   else "not mainly on the target lattice in this run")
+figures.Download(models, "structure_models.csv", "Download the per-model table (small and large particles)")
 
 # %% [markdown]
-# After pretraining, pairs that share a crystal symmetry have a median P of {glue:text}`struct_same_p:.4f`,
-# {glue:text}`struct_same_word` than the {glue:text}`struct_other_p:.4f` of pairs that do not. After transfer,
-# the spread across pretraining lattices falls from {glue:text}`struct_spread_p:.4f` to
-# {glue:text}`struct_spread_t:.4f`, and T varies {glue:text}`struct_target_share:.1f` times more between target
-# lattices than between pretraining lattices: performance depends {glue:text}`struct_target_word` (the study:
-# mostly on the target).
-
-# %% [markdown]
+# After pretraining, a source of the target's own crystal symmetry transfers better than sources of other
+# symmetries: the mean sign over such source pairs is {glue:text}`claim_structure_symmetry_run:+.2f`
+# (study {glue:text}`claim_structure_symmetry_study:+.2f`), **{glue:text}`claim_structure_symmetry_verdict`**.
+# Within a symmetry class, the lighter lattice transfers better to the heavier than the reverse:
+# {glue:text}`claim_structure_lighter_run:+.2f` (study {glue:text}`claim_structure_lighter_study:+.2f`),
+# **{glue:text}`claim_structure_lighter_verdict`**. After transfer, T varies more between target lattices than
+# between pretraining lattices: log10 of the ratio of the two spreads is
+# {glue:text}`claim_structure_target_run:+.2f` (study {glue:text}`claim_structure_target_study:+.2f`),
+# **{glue:text}`claim_structure_target_verdict`**.
+#
 # ## Small and large particles
 
 # %% tags=["hide-input"]
@@ -83,43 +82,40 @@ for _, row in results[results.kind == "transfer"].iterrows():
         for stage in ("P", "T"):
             size_rows.append({"pairing": f"{a[1]} -> {b[1]}", "freeze": row.freeze, "stage": stage,
                               "loss": row[stage], "lattice": a[0]})
-pre = results[results.kind == "pretrain"]
-for _, row in pre.iterrows():  # in-distribution reference: each model on its own size
+for _, row in results[results.kind == "pretrain"].iterrows():  # in-distribution reference: each on its own size
     lattice, size = row.source.rsplit("_", 1)
-    p = json.loads(row.P_all)[row.source]
-    for freeze in ("none", "encoder", "decoder"):
-        size_rows.append({"pairing": f"{size} -> {size}", "freeze": freeze, "stage": "P", "loss": p,
-                          "lattice": lattice})
-sizes = pd.DataFrame(size_rows)
-figures.show(figures.distribution_chart(sizes, "pairing", "pretraining size -> target size", column="stage",
-                                        y="loss", y_title="loss (nats)", title="Loss by particle size"),
-             "structure_size", static_dir)
-
-# %% tags=["hide-input"]
-med = sizes.groupby(["pairing", "stage"])["loss"].median()
-figures.glue_value("size_sl_p", med.get(("small -> large", "P"), float("nan")))
-figures.glue_value("size_ll_p", med.get(("large -> large", "P"), float("nan")))
-figures.glue_value("size_sl_t", med.get(("small -> large", "T"), float("nan")))
+    for freeze in FREEZE_OPTIONS:
+        size_rows.append({"pairing": f"{size} -> {size}", "freeze": freeze, "stage": "P",
+                          "loss": json.loads(row.P_all)[row.source], "lattice": lattice})
+figures.show(figures.distribution_chart(pd.DataFrame(size_rows), "pairing", "pretraining size -> target size",
+                                        column="stage", y="loss", y_title="loss (nats)",
+                                        title="Loss by particle size"), "structure_size", static_dir)
 
 # %% [markdown]
-# On large particles, models pretrained on small ones have a median P of {glue:text}`size_sl_p:.4f`, against
-# {glue:text}`size_ll_p:.4f` for models pretrained on large particles; after transfer to large particles the
-# small-pretrained models reach {glue:text}`size_sl_t:.4f`.
-
-# %% [markdown]
+# On large particles, small-trained models lose after pretraining: the median over lattices of
+# log10(P(small -> large) / P(large -> large)) is {glue:text}`claim_size_small_loses_run:+.2f`
+# (study {glue:text}`claim_size_small_loses_study:+.2f`), **{glue:text}`claim_size_small_loses_verdict`**;
+# transfer closes that gap by {glue:text}`claim_size_irons_out_run:+.2f` (study
+# {glue:text}`claim_size_irons_out_study:+.2f`), **{glue:text}`claim_size_irons_out_verdict`**.
+#
 # ## Beside the published values
 
 # %% tags=["hide-input"]
-reference = figures.load_reference("structure")
-figures.glue_value("struct_rank_p", figures.rank_correlation(cells, reference, "P"))
-figures.glue_value("struct_rank_t", figures.rank_correlation(cells, reference, "T"))
-figures.show(figures.reference_heatmaps(reference, "structure", small, cell=18), "structure_reference")
+figures.glue_value("struct_rank_p", claims.agreement(evidence, "P", small))
+figures.glue_value("struct_rank_t", claims.agreement(evidence, "T", small))
+figures.show(figures.reference_heatmaps(claims.reference_cells("structure"), "structure", small, cell=18),
+             "structure_reference")
 
 # %% [markdown]
 # Spearman rank correlation with the published small-particle cells: P {glue:text}`struct_rank_p:.2f`,
 # T {glue:text}`struct_rank_t:.2f`.
+#
+# ## The claims of this chapter
 
 # %% tags=["hide-input"]
+figures.Table(claims.display_table(card))
+
+# %% tags=["remove-cell"]
 if live_widgets:
-    figures.explore(lambda reduction="median": figures.cell_table(models, reduction).pivot(
+    figures.explore(lambda reduction="median": study.cell_table(small_models, reduction).pivot(
         index="source", columns="target", values="T"), reduction=list(figures.REDUCTIONS))

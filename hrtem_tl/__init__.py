@@ -4,4 +4,4 @@ Pipeline stages, each a module that imports only earlier ones:
 ``structures -> simulate -> datasets -> model/train -> study -> figures``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,25 +1,30 @@
-"""Command line: ``python -m hrtem_tl {simulate,train,book,bench} ...`` (see ``--help``)."""
+"""Command line: ``python -m hrtem_tl {simulate,train,book,claims,bench} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
+from pathlib import Path
 
 from .datasets import SERIES
 from .presets import PRESETS
 
 SERIES_CHOICES = [*SERIES, "all"]
+DEVICES = ["auto", "cpu", "cuda"]
 
 
-def _common(p: argparse.ArgumentParser, devices: list[str], default_device: str) -> None:
+def _common(p: argparse.ArgumentParser, seeds: bool = True, device: bool = True) -> None:
     p.add_argument("--series", default="all", help=f"one of {', '.join(SERIES_CHOICES)} (default all)")
     p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--cache", default=None, help="cache folder (default $HRTEM_TL_CACHE or ./.hrtem_cache)")
-    p.add_argument("--device", default=default_device, help=f"one of {', '.join(devices)} (default {default_device})")
-    p.add_argument("--scheduler", default=None,
-                   help="Dask scheduler address (tcp://host:8786), or 'synchronous'; default: a local cluster")
+    if seeds:
+        p.add_argument("--seeds", default=None, help="training seeds, e.g. 0 or 0,1 (default: the preset's)")
+    if device:
+        p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto: cuda if usable)")
+        p.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address (tcp://host:8786), or 'synchronous'; default: a local cluster")
+        p.add_argument("--verbose", action="store_true", help="library log messages on the terminal too")
 
 
 def _check(name: str, value: str, allowed) -> None:
@@ -30,14 +35,16 @@ def _check(name: str, value: str, allowed) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m hrtem_tl", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    _common(sub.add_parser("simulate", help="simulate the dataset series (cached)"), ["cpu", "gpu"], "cpu")
-    _common(sub.add_parser("train", help="pretrain and transfer the study grid (cached)"), ["auto", "cpu", "cuda"],
-            "auto")
+    _common(sub.add_parser("simulate", help="simulate the dataset series (cached)"), seeds=False)
+    _common(sub.add_parser("train", help="pretrain and transfer the study grid (cached)"))
     book = sub.add_parser("book", help="make what is missing, execute the chapters, build the book")
-    _common(book, ["auto", "cpu", "cuda"], "auto")
+    _common(book)
     book.add_argument("--out", default="_build", help="build folder (default _build)")
+    _common(sub.add_parser("claims", help="the study's claims: this run's statistics and verdicts, from the cache"),
+            device=False)
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", help="simulate or train")
+    bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     return ap
 
 
@@ -49,37 +56,56 @@ def _terminate(signum, frame):
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hrtem_tl").setLevel(logging.INFO)
     try:
         if args.command != "bench":
             _check("series", args.series, SERIES_CHOICES)
             _check("preset", args.preset, list(PRESETS))
-        if args.command == "simulate":
-            from .datasets import simulate_series
-
-            _check("device", args.device, ["cpu", "gpu"])
-            paths = simulate_series(args.series, args.preset, args.cache, args.device, args.scheduler)
-            print(f"{len(paths)} datasets ready under {paths[0].parents[2] if paths else args.cache}")
-        elif args.command == "train":
-            from .study import run_study
-
-            _check("device", args.device, ["auto", "cpu", "cuda"])
-            run_study(args.series, args.preset, args.cache, args.device, args.scheduler)
-        elif args.command == "book":
-            from .book import build_book
-
-            _check("device", args.device, ["auto", "cpu", "cuda"])
-            index = build_book(args.preset, args.cache, args.device, args.scheduler, out=args.out)
-            print(f"book: {index}")
-        else:
-            from . import bench as benchmarks
-
-            _check("what", args.what, ["simulate", "train"])
-            getattr(benchmarks, f"bench_{args.what}")()
+        if hasattr(args, "device"):
+            _check("device", args.device, DEVICES)
+        return _run(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished artefacts are kept; rerun to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from . import console
+    from .cache import cache_dir
+    from .presets import get_preset
+
+    if args.command == "bench":
+        from . import bench as benchmarks
+
+        _check("what", args.what, ["simulate", "train"])
+        getattr(benchmarks, f"bench_{args.what}")(device=args.device)
+        return 0
+    preset = get_preset(args.preset, getattr(args, "seeds", None))
+    if args.command == "claims":
+        from .claims import print_scorecards
+
+        print_scorecards(args.series, preset, args.cache)
+        return 0
+    out = Path(args.out) if args.command == "book" else cache_dir(args.cache)
+    log = console.setup(args.verbose, out / "hrtem_tl.log")
+    if args.command == "simulate":
+        from .datasets import simulate_series
+        from .study import simulation_device
+
+        paths = simulate_series(args.series, preset, args.cache, simulation_device(args.device), args.scheduler)
+        print(f"{len(paths)} datasets ready under {cache_dir(args.cache) / 'datasets'}; log: {log}")
+    elif args.command == "train":
+        from .study import run_study
+
+        run_study(args.series, preset, args.cache, args.device, args.scheduler)
+        print(f"trained; `python -m hrtem_tl claims --preset {preset.name}` reads the verdicts; log: {log}")
+    else:
+        from .book import build_book
+
+        index = build_book(preset, args.cache, args.device, args.scheduler, out=args.out)
+        print(f"book: {index}\nlog: {log}")
     return 0
 
 

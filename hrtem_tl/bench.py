@@ -29,45 +29,95 @@ def _max_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def _fftw_plan(array: np.ndarray):
-    """A one-thread FFTW_MEASURE 2D FFT of ``array``'s shape and dtype (what abTEM runs per slice)."""
-    import pyfftw
+class _Clock:
+    """Wraps an exit-wave function and adds up the seconds spent in it."""
 
-    plan = pyfftw.builders.fft2(pyfftw.empty_aligned(array.shape, dtype=array.dtype), threads=1,
-                                planner_effort="FFTW_MEASURE")
-    return plan
+    def __init__(self, func):
+        self.func, self.seconds = func, 0.0
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
-def bench_simulate(presets=("cpu", "paper")) -> None:
-    """Seconds per exit wave (scene, vacuum) and per derived image, peak memory, and the FFT floor."""
+def _scene_for(preset):
+    """The first training scene of the CdSe series at ``preset`` (its atoms, as the simulation stage builds them)."""
+    from . import datasets as ds
+
+    spec = ds.scene_specs(ds.SERIES["dose"], preset, "train")[0]
+    return spec, ds.build_scene(spec, np.random.default_rng(ds._seed(spec)))[0]
+
+
+def _image_time(scene, spec, exit_waves) -> tuple[float, float, float, dict]:
+    """(seconds for the whole imaging of a scene, seconds in exit waves, peak traced MiB, arrays)."""
+    from . import datasets as ds
+
+    clock = _Clock(exit_waves)
+    tracemalloc.start()
+    start = time.perf_counter()
+    arrays = ds.image_scene(scene, spec["sim"], spec["lattice"], ds._seed(spec), clock)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return seconds, clock.seconds, peak, arrays
+
+
+def bench_simulate(presets=("cpu", "paper"), device: str = "auto") -> None:
+    """Seconds and peak memory per scene, hrtem_tl against plain abTEM calls on the same atoms, one core each.
+
+    A scene is all of its physics (STUDY.md 2): every frozen-phonon exit wave, the particles-in-vacuum wave, the
+    label and the two-stage zero-defocus calibration. Both paths share everything but the multislice; FFTW plans
+    are made before timing (ours from this machine's wisdom, abTEM's by its own per-process cache).
+    """
     from . import datasets as ds
     from . import simulate as sim
-    from . import structures as st
+    from .study import simulation_device
 
     ds.configure_abtem()
-    print("preset  grid   atoms  slices  scene_s  vacuum_s  fft_floor_s  derived_s  carbon_s  peak_MiB")
+    dev = simulation_device(device)
+    print(f"one core (1 FFTW thread); ours on {dev}, FFTW planning {sim.fftw_planning()}; plain abTEM on the cpu")
+    print("preset  grid  atoms  phonons  slices  path         scene_s  multislice_s  peak_MiB  ratio")
     for name in presets:
         pr = get_preset(name)
-        rng = np.random.default_rng(0)
-        thickness = 50.0  # Å, the middle of the study's 2-8 nm
-        carbon_s, _, _ = _timed(lambda: st.amorphous_carbon(pr.extent, thickness, np.random.default_rng(0)))
-        r = np.mean(pr.cdse_diameter) / 2
-        scene = st.make_scene("CdSe", [r], pr.extent, thickness, rng)
+        spec, scene = _scene_for(pr)
+        if dev == "cpu":
+            ds.plan_fftw(pr)
         n = int(round(pr.extent / pr.sim_sampling))
         slices = int(np.ceil(scene.atoms.cell[2, 2] / pr.slice_thickness))
-        scene_s, peak, waves = _timed(lambda: sim.exit_waves(scene.atoms, pr.sim_sampling, pr.slice_thickness, 1, 0))
-        vac_s, _, vac = _timed(lambda: sim.exit_waves(scene.particles, pr.sim_sampling, pr.slice_thickness, 0, 0))
-        fft_s, _, _ = _timed(_fftw_plan(waves[0]), repeat=5)
-        small = sim.fourier_crop(waves, pr.downsample)
-        derived_s, _, _ = _timed(lambda: sim.apply_dose(sim.intensity(small, pr.pixel_size, -100.0), 300,
-                                                        pr.pixel_size, rng), repeat=5)
-        print(f"{name:6s} {n:5d} {len(scene.atoms):7d} {slices:6d} {scene_s:8.2f} {vac_s:9.2f} "
-              f"{2 * slices * fft_s:12.2f} {derived_s:10.4f} {carbon_s:9.2f} {peak:9.0f}")
-    print(f"one frozen-phonon configuration per exit wave; multiply by n_phonons. fft_floor = 2 complex64 FFTs "
-          f"per slice (FFTW, one thread, measured plan). process max RSS {_max_rss_gib():.2f} GiB")
+
+        def ours(*args, **kwargs):
+            return sim.exit_waves(*args, device=dev, **kwargs)
+
+        for func in (ours, sim.abtem_exit_waves):  # warm-up on the same atoms: plans, numba, kernels, caches
+            for atoms in (scene.atoms, scene.particles):
+                func(atoms, pr.sim_sampling, pr.slice_thickness, 0, 0)
+        plain_s, plain_ms, plain_peak, plain = _image_time(scene, spec, sim.abtem_exit_waves)
+        our_s, our_ms, our_peak, arrays = _image_time(scene, spec, ours)
+        head = f"{name:6s} {n:5d} {len(scene.atoms):6d} {max(pr.n_phonons, 1):8d} {slices:7d}"
+        print(f"{head}  plain abTEM {plain_s:8.2f} {plain_ms:13.2f} {plain_peak:9.0f}")
+        print(f"{head}  hrtem_tl    {our_s:8.2f} {our_ms:13.2f} {our_peak:9.0f}  {our_s / plain_s:5.2f}")
+        _print_agreement(arrays, plain, pr)
+    print(f"process max RSS {_max_rss_gib():.2f} GiB")
 
 
-def bench_train(presets=("cpu",), batches: int = 6) -> None:
+def _print_agreement(ours: dict, plain: dict, preset) -> None:
+    """How far our images are from plain abTEM's: against the Poisson noise of the study's highest dose."""
+    from . import simulate as sim
+
+    a = sim.intensity(ours["waves"], preset.pixel_size, -100.0 + ours["zero_defocus"])
+    b = sim.intensity(plain["waves"], preset.pixel_size, -100.0 + plain["zero_defocus"])
+    counts = 600 * 0.2 ** 2  # e- per pixel at the study's 600 e-/Å2 and 0.2 Å pixels
+    noise = np.sqrt(b.mean() / counts)
+    rms = float(np.sqrt(np.mean((a - b) ** 2)))
+    print(f"        images at -10 nm: rms difference {rms:.2e} = {rms / noise:.3f} x the Poisson sd at "
+          f"600 e-/Å2 (0.2 Å pixels); zero defocus {ours['zero_defocus']:.1f} vs {plain['zero_defocus']:.1f} Å; "
+          f"labels differ on {np.mean(ours['mask'] != plain['mask']) * 100:.2f} % of pixels")
+
+
+def bench_train(presets=("cpu",), batches: int = 6, device: str = "auto") -> None:
     """Training images per second for each freezing option, at the cpu preset and at paper width."""
     import torch
     from torch.nn import functional as F
@@ -75,7 +125,7 @@ def bench_train(presets=("cpu",), batches: int = 6) -> None:
     from .model import FREEZE_OPTIONS, freeze
     from .train import _autocast, _to, mixed_precision, new_model, pick_device, precision_name
 
-    dev = pick_device("auto")
+    dev = pick_device(device)
     cases = []
     for name in presets:
         pr = get_preset(name)

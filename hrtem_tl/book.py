@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .cache import atomic_write, cache_dir
+from .presets import Preset, get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("intro", "methods", "dose", "defocus", "structure")
@@ -42,36 +43,67 @@ def read_timings(preset: str, cache=None) -> dict:
     return json.loads(path.read_text()).get(preset, {}) if path.exists() else {}
 
 
-def execute_chapter(name: str, out_dir: Path, parameters: dict) -> Path:
-    """Run ``chapters/<name>.ipynb`` with papermill into ``out_dir``."""
+def _kernel_manager(stderr_path: Path):
+    """A kernel manager whose kernel writes its own stderr (start-up notices) to the build log, not the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(stderr_path, "a") as stderr:  # the kernel process keeps its own copy of the descriptor
+                kw["stderr"] = stderr
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
+def execute_chapter(name: str, out_dir: Path, parameters: dict, log_file: Path | None = None) -> Path:
+    """Run ``chapters/<name>.ipynb`` with papermill into ``out_dir``; the page shows no parameter cell.
+
+    The source's default parameters and papermill's injected ones (machine paths among them) are both tagged
+    ``remove-cell``: the chapter prints the run's parameters once, tidily, itself.
+    """
+    import nbformat
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.ipynb"
+    extra = {"kernel_manager_class": _kernel_manager(log_file)} if log_file else {}
     pm.execute_notebook(str(ROOT / "chapters" / f"{name}.ipynb"), str(target), parameters=parameters,
-                        kernel_name="python3", cwd=str(out_dir), progress_bar=False)
+                        kernel_name="python3", cwd=str(out_dir), progress_bar=False, **extra)
+    nb = nbformat.read(target, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, target)
     return target
 
 
-def build_book(preset: str = "cpu", cache=None, device: str = "auto", scheduler: str | None = None,
-               out: str = "_build", chapters=CHAPTERS) -> Path:
-    """Everything from atoms to ``index.html``; returns the path of ``index.html``."""
+def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", scheduler: str | None = None,
+               out: str = "_build", chapters=CHAPTERS, progress: bool = True) -> Path:
+    """Everything from atoms to ``index.html``; returns the path of ``index.html``.
+
+    One progress bar per stage (scenes, datasets, pretrainings, transfers, chapters, HTML); one Dask cluster
+    serves the simulation and the training.
+    """
     from .datasets import simulate_series
     from .figures import write_vega_bundle
-    from .presets import get_preset
+    from .parallel import progress_bar, session
     from .study import run_study, simulation_device
     from .train import pick_device
 
     pr = get_preset(preset)
     dev = pick_device(device)
     cache = cache_dir(cache).resolve()
-    start = time.perf_counter()
-    simulate_series("all", pr, cache, simulation_device(str(dev)), scheduler)
-    record_timing("simulate", pr.name, time.perf_counter() - start, cache)
-    t0 = time.perf_counter()
-    run_study("all", pr, cache, str(dev), scheduler)
-    record_timing("train", pr.name, time.perf_counter() - t0, cache)
     out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with session(scheduler, gpu=dev.type == "cuda"):
+        simulate_series("all", pr, cache, simulation_device(str(dev)), scheduler, progress=progress)
+        record_timing("simulate", pr.name, time.perf_counter() - start, cache)
+        t0 = time.perf_counter()
+        run_study("all", pr, cache, str(dev), scheduler, progress=progress)
+        record_timing("train", pr.name, time.perf_counter() - t0, cache)
     src = out_dir / "src"
     if src.exists():
         shutil.rmtree(src)
@@ -80,12 +112,19 @@ def build_book(preset: str = "cpu", cache=None, device: str = "auto", scheduler:
         shutil.copy(ROOT / name, src / name)
     write_vega_bundle(src / "_static" / "vega-bundle.js")
     t0 = time.perf_counter()
-    params = {"preset": pr.name, "cache": str(cache), "device": str(dev.type),
+    params = {"preset": pr.name, "cache": str(cache), "device": str(dev.type), "seeds": ",".join(map(str, pr.seeds)),
               "static_dir": str(out_dir / "figures")}
+    bar = progress_bar(len(chapters), "chapters", progress, unit="chapter")
     for name in chapters:
-        execute_chapter(name, src / "chapters", params)
+        bar.set_postfix_str(name, refresh=True)
+        execute_chapter(name, src / "chapters", params, out_dir / "hrtem_tl.log")
+        bar.update()
+    bar.close()
     record_timing("chapters", pr.name, time.perf_counter() - t0, cache)
+    bar = progress_bar(1, "HTML", progress, unit="build")
     index = render_html(src)
+    bar.update()
+    bar.close()
     record_timing("book", pr.name, time.perf_counter() - start, cache)
     return index
 
@@ -108,7 +147,7 @@ def write_sphinx_conf(src: Path) -> Path:
     settings = {k: v for k, v in namespace.items() if not k.startswith("__")}
     settings["extensions"] = [e for e in settings["extensions"] if e not in ("sphinx_thebe", "sphinx_comments")]
     settings["html_static_path"] = ["_static"]
-    settings["html_js_files"] = [("vega-bundle.js", {"type": "module"})]  # an ES module: no global clashes
+    settings["html_js_files"] = ["vega-bundle.js"]  # a classic script: loads from file:// too
     settings["html_favicon"] = "_static/favicon.png"
     settings["html_context"] = {"default_mode": "light"}
     icon = np.zeros((32, 32), np.uint8)

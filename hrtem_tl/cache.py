@@ -52,11 +52,16 @@ def atomic_write(path: Path, write) -> Path:
     return path
 
 
-def save_npz(path: Path, meta: dict, **arrays) -> Path:
-    """Write compressed arrays plus a JSON ``meta`` record atomically."""
+def save_npz(path: Path, meta: dict, compress: bool = True, **arrays) -> Path:
+    """Write arrays (compressed unless ``compress=False``) plus a JSON ``meta`` record atomically.
+
+    Either way every member carries a CRC32 that ``load_npz`` verifies.
+    """
+    save = np.savez_compressed if compress else np.savez
+
     def write(tmp):
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, meta=np.array(json.dumps(meta, default=_jsonable)), **arrays)
+            save(f, meta=np.array(json.dumps(meta, default=_jsonable)), **arrays)
     return atomic_write(path, write)
 
 

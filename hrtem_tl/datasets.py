@@ -85,8 +85,9 @@ def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
         kinds = [("CdSe", "cdse")]
     else:
         kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
+    scale = {"large": preset.large_train_scale if split == "train" else 1}
     return [{"lattice": lat, "size": size, "split": split, "index": i, "sim": preset.simulation_params()}
-            for lat, size in kinds for i in range(count)]
+            for lat, size in kinds for i in range(count * scale.get(size, 1))]
 
 
 def _seed(spec: dict) -> int:
@@ -122,46 +123,73 @@ def build_scene(spec: dict, rng: np.random.Generator) -> tuple[st.Scene, int]:
             n -= 1
 
 
-def configure_abtem(device: str = "cpu") -> None:
-    """One FFTW thread per worker (one worker per core), float32, FFTW plans from ``$HRTEM_TL_FFTW_PLANNING``.
-
-    The default FFTW_ESTIMATE plans are the same in every process, so a seed gives bit-identical data anywhere.
-    FFTW_MEASURE times candidate plans (they may differ between runs, changing the last bits): at the paper grid
-    (1280^2) it costs ~3 s of planning per worker and then runs the multislice 1.6x faster (4.1 vs 6.6 s per exit
-    wave here), worth it for the paper preset on a cluster.
-    """
+def configure_abtem() -> None:
+    """abTEM in float32 with one FFTW thread (one worker per core), for the plain-abTEM reference path."""
     import abtem
 
-    planning = os.environ.get("HRTEM_TL_FFTW_PLANNING", "FFTW_ESTIMATE")
-    allowed = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT")
-    if planning not in allowed:
-        raise ValueError(f"HRTEM_TL_FFTW_PLANNING={planning!r} is unknown; allowed: {', '.join(allowed)}")
-    abtem.config.set({"fftw.threads": 1, "fftw.planning_effort": planning, "precision": "float32",
-                      "device": device})
+    abtem.config.set({"fftw.threads": 1, "precision": "float32", "device": "cpu"})
+
+
+def wisdom_path(cache=None) -> Path:
+    """Where this machine's FFTW wisdom lives in the cache (see ``multislice.plan_once``)."""
+    from .multislice import wisdom_file
+
+    return wisdom_file(cache_dir(cache) / "fftw")
+
+
+def plan_fftw(preset: Preset, cache=None) -> None:
+    """Measure the FFTW plans of a preset's grids once, in this process, before the workers start.
+
+    FFTW_MEASURE (``$HRTEM_TL_FFTW_PLANNING``, the default) times candidate algorithms and keeps the fastest: at
+    the paper grid (1280^2, one thread) a complex FFT takes 7.0 ms against 15.3 ms with FFTW_ESTIMATE. The
+    choice is saved as wisdom in the cache and every worker imports it, so all run the same plans and a seed's
+    data stay bit-identical on this machine whichever worker makes them.
+    """
+    from . import multislice
+
+    planning = sim.fftw_planning()
+    grid = (int(round(preset.extent / preset.sim_sampling)),) * 2
+    out = (preset.image_pixels, preset.image_pixels)
+    multislice.plan_once(wisdom_path(cache), [lambda: multislice.engine(grid, planning),
+                                              lambda: sim.batched_inverse_fft((sim.CALIBRATION_BATCH, *out))])
+
+
+def image_scene(scene: st.Scene, sim_params: dict, lattice: str, seed: int, exit_waves=None) -> dict:
+    """The imaging of one scene: exit waves (each phonon configuration), the particles-in-vacuum wave, both on
+    the output pixel; the label mask; the calibrated zero defocus (Å). ``exit_waves`` defaults to
+    ``simulate.exit_waves`` on the CPU (the benchmark passes plain abTEM's)."""
+    p = sim_params
+    exit_waves = exit_waves or sim.exit_waves
+    factor = int(round(p["pixel_size"] / p["sim_sampling"]))
+    waves = exit_waves(scene.atoms, p["sim_sampling"], p["slice_thickness"], p["n_phonons"], seed % 2**31)
+    # the label and the calibration come from abTEM's exact band limit (a small share of the cost)
+    vacuum = exit_waves(scene.particles, p["sim_sampling"], p["slice_thickness"], 0, 0, exact=True)
+    waves, vacuum = sim.fourier_crop(waves, factor), sim.fourier_crop(vacuum, factor)[0]
+    soft = sim.soft_label(vacuum, p["pixel_size"], st.get_lattice(lattice).label_blur)
+    return {"waves": waves, "vacuum": vacuum, "mask": (soft > LABEL_LEVEL).astype(np.uint8),
+            "zero_defocus": sim.calibrate_zero_defocus(vacuum, p["pixel_size"])}
 
 
 def simulate_scene(spec: dict, cache=None, device: str = "cpu") -> str:
     """Simulate one scene (if not cached) and return its artefact path."""
+    from functools import partial
+
+    from .multislice import use_wisdom
+
     path = scene_path(spec, cache)
     if load_or_none(path) is not None:
         return str(path)
-    configure_abtem(device)
-    p = spec["sim"]
+    use_wisdom(wisdom_path(cache))
     seed = _seed(spec)
     rng = np.random.default_rng(seed)
     scene, n = build_scene(spec, rng)
-    factor = int(round(p["pixel_size"] / p["sim_sampling"]))
-    waves = sim.exit_waves(scene.atoms, p["sim_sampling"], p["slice_thickness"], p["n_phonons"], seed % 2**31,
-                           device=device)
-    vacuum = sim.exit_waves(scene.particles, p["sim_sampling"], p["slice_thickness"], 0, 0, device=device)
-    waves, vacuum = sim.fourier_crop(waves, factor), sim.fourier_crop(vacuum, factor)[0]
-    blur = st.get_lattice(spec["lattice"]).label_blur
-    soft = sim.soft_label(vacuum, p["pixel_size"], blur)
+    arrays = image_scene(scene, spec["sim"], spec["lattice"], seed, partial(sim.exit_waves, device=device))
     meta = {"spec": spec, "seed": seed, "n_particles": n, "radii": scene.radii, "centres": scene.centres,
             "substrate_thickness": scene.substrate_thickness, "projected_area": scene.projected_area,
-            "n_atoms": len(scene.atoms), "zero_defocus": sim.calibrate_zero_defocus(vacuum, p["pixel_size"]),
-            "label_blur": blur}
-    save_npz(path, meta, waves=waves, vacuum=vacuum, mask=(soft > LABEL_LEVEL).astype(np.uint8))
+            "n_atoms": len(scene.atoms), "zero_defocus": arrays.pop("zero_defocus"),
+            "label_blur": st.get_lattice(spec["lattice"]).label_blur}
+    # stored, not compressed: complex noise-like waves shrink by ~10 % for a 5x longer write
+    save_npz(path, meta, compress=False, **arrays)
     return str(path)
 
 
@@ -187,7 +215,8 @@ def dataset_spec(series: str, domain: str, split: str, preset: str | Preset) -> 
     specs = [sp for sp in scene_specs(s, pr, split) if s.group == "cdse"
              or (sp["lattice"], sp["size"]) == (cond["lattice"], cond["size"])]
     return {"series": series, "domain": domain, "split": split, "preset": pr.name, "conditions": cond,
-            "defocus_sd": DEFOCUS_SD, "pixel_size": pr.pixel_size, "scenes": [key_of(sp) for sp in specs],
+            "defocus_sd": DEFOCUS_SD, "pixel_size": pr.pixel_size, "count_pixel_size": pr.count_pixel_size,
+            "scenes": [key_of(sp) for sp in specs],
             "scene_specs": specs}
 
 
@@ -214,7 +243,7 @@ def derive_dataset(series: str, domain: str, split: str, preset: str | Preset, c
         rng = np.random.default_rng([_seed({k: spec[k] for k in ("series", "domain", "split")}), i])
         defocus = float(rng.normal(cond["defocus"], DEFOCUS_SD))
         clean = sim.intensity(arr["waves"], pixel, defocus + smeta["zero_defocus"])
-        images.append(sim.apply_dose(clean, cond["dose"], pixel, rng))
+        images.append(sim.apply_dose(clean, cond["dose"], spec["count_pixel_size"] or pixel, rng))
         masks.append(arr["mask"])
         defoci.append(defocus)
         zeros.append(smeta["zero_defocus"])
@@ -269,16 +298,18 @@ def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=Non
     from .parallel import run_tasks
 
     names, pr = series_names(series), get_preset(preset)
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"device={device!r} is unknown; allowed: cpu, gpu")
-    if device == "gpu" and not sim.gpu_available():
-        raise ValueError("device='gpu' needs CuPy and a CUDA device, and none is usable here; allowed here: cpu")
+    sim.check_device(device)
     missing = [s for s in all_scene_specs(names, pr) if load_or_none(scene_path(s, cache)) is None]
+    if missing:
+        plan_fftw(pr, cache)
     run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
-              desc="scenes", progress=progress, gpu=device == "gpu")
-    paths = []
-    for name in names:
-        for domain in SERIES[name].domains:
-            for split in SPLITS:
-                paths.append(derive_dataset(name, domain, split, pr, cache))
-    return paths
+              desc="scenes", progress=progress, gpu=device == "cuda", unit="scene")
+    every = [(name, domain, split) for name in names for domain in SERIES[name].domains for split in SPLITS]
+    todo = [d for d in every if load_or_none(dataset_path(*d, pr, cache)) is None]
+    run_tasks(_derive, todo, dict(preset=pr, cache=str(cache_dir(cache))), scheduler=scheduler, desc="datasets",
+              progress=progress, unit="dataset")
+    return [dataset_path(*d, pr, cache) for d in every]
+
+
+def _derive(item: tuple[str, str, str], preset: Preset, cache) -> str:
+    return str(derive_dataset(*item, preset, cache))

@@ -18,16 +18,11 @@ import numpy as np
 import pandas as pd
 
 from . import datasets as ds
+from .claims import CITATION
 from .model import FREEZE_OPTIONS
-from .presets import get_preset
+from .study import REDUCTIONS
 
-REDUCTIONS = ("median", "mean", "min", "max")
-REFERENCE = Path(__file__).parent / "reference"
-CITATION = ("Rangel DaCosta, Oill, Scott, Elemental Microscopy EM000010 (2025), doi 10.69761/kjte5358, "
-            "CC-BY-4.0; values from the companion repository msa-em/hrtem-transfer-learning")
-
-
-# ---------------------------------------------------------------- tables
+# ---------------------------------------------------------------- labels
 
 def domain_label(series: str, domain: str) -> str:
     """Reader-facing label: defocus in nm, dose in e-/Å², structure names as they are."""
@@ -36,70 +31,15 @@ def domain_label(series: str, domain: str) -> str:
     return domain
 
 
+def device_name(device: str) -> str:
+    """The device a chapter's models train on: ``auto`` resolved to cpu or cuda."""
+    from .train import pick_device
+
+    return pick_device(device).type
+
+
 def axis_title(series: str) -> str:
     return {"defocus": "defocus (nm)", "dose": "dose (e⁻/Å²)", "structure": "lattice"}[series]
-
-
-def model_table(df: pd.DataFrame, series: str, preset: str, domains=None) -> pd.DataFrame:
-    """One row per model of the main setting: source, target, freeze, seed, P, T.
-
-    Off-diagonal cells are transfer models (main learning rates, main transfer size); a diagonal cell has no
-    transfer (as in the study): its T repeats P, listed once per freezing option so that the pickers apply.
-    """
-    pr = get_preset(preset)
-    lr_pre, lr_tr = pr.main_lr
-    tr = df[(df.kind == "transfer") & np.isclose(df.lr_pretrain, lr_pre) & np.isclose(df.lr_transfer, lr_tr)
-            & (df.transfer_size == pr.transfer_size)]
-    out = [tr[["source", "target", "freeze", "seed", "P", "T"]]]
-    pre = df[(df.kind == "pretrain") & np.isclose(df.lr_pretrain, lr_pre)]
-    for _, row in pre.iterrows():
-        p = json.loads(row.P_all)[row.source]
-        out.append(pd.DataFrame({"source": row.source, "target": row.source, "freeze": list(FREEZE_OPTIONS),
-                                 "seed": row.seed, "P": p, "T": p}))
-    table = pd.concat(out, ignore_index=True)
-    if domains is not None:
-        table = table[table.source.isin(domains) & table.target.isin(domains)]
-    return table.reset_index(drop=True)
-
-
-def cell_table(models: pd.DataFrame, reduction: str = "median", freezes=FREEZE_OPTIONS) -> pd.DataFrame:
-    """P and T per (source, target) cell, reduced over the chosen freezing options (Python twin of the page)."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} is unknown; allowed: {', '.join(REDUCTIONS)}")
-    sel = models[models.freeze.isin(freezes)]
-    return sel.groupby(["source", "target"])[["P", "T"]].agg(reduction).reset_index()
-
-
-def spread_across_sources(cells: pd.DataFrame, stage: str) -> float:
-    """Median over targets of the standard deviation across pretraining domains (off-diagonal cells)."""
-    off = cells[cells.source != cells.target]
-    return float(off.groupby("target")[stage].std().median())
-
-
-def rank_correlation(ours: pd.DataFrame, reference: pd.DataFrame, stage: str) -> float:
-    """Spearman correlation between our cells and the published cells (matched on source, target)."""
-    merged = ours.merge(reference, on=["source", "target"], suffixes=("", "_paper"))
-    return float(merged[stage].rank().corr(merged[f"{stage}_paper"].rank()))
-
-
-def load_reference(series: str, reduction: str = "median", freeze: str = "all") -> pd.DataFrame:
-    """Published cell values (P, T) mapped onto our domain labels; see ``reference/README.md``."""
-    files = {"dose": "dose_heatmaps_long.csv", "defocus": "defocus_heatmaps_long.csv",
-             "structure": "structure_heatmaps_long.csv", "size": "size_heatmaps_long.csv"}
-    ref = pd.read_csv(REFERENCE / files[series])
-    if series == "dose":
-        ref = ref[ref.variant == "corrected"]
-    ref = ref[(ref.reduction == reduction) & (ref.freeze == freeze)].copy()
-    for col in ("pretrain", "target"):
-        ref[col] = ref[col].astype(str).map(_reference_domain)
-    return ref.rename(columns={"pretrain": "source"})[["source", "target", "P", "T"]].reset_index(drop=True)
-
-
-def _reference_domain(name: str) -> str:
-    """``w_CdSe_small`` -> ``CdSe_small``; numbers stay as they are (defocus in Å, dose in e-/Å²)."""
-    if "_" in name:
-        return name.split("_", 1)[1]
-    return str(int(float(name)))
 
 
 # ---------------------------------------------------------------- pickers
@@ -123,13 +63,24 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 # ---------------------------------------------------------------- charts
 
+SCALES = {"cross-entropy": "", "study's scale": "_study"}
+
+
+def scale_param():
+    """Loss scale picker: our cross-entropy (nats) or the study's published scale (``train.study_scale_loss``)."""
+    return alt.param(name="scale", value="cross-entropy",
+                     bind=alt.binding_radio(options=list(SCALES), name="loss "))
+
+
 def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int = 26) -> alt.FacetChart:
-    """P and T heatmaps side by side on one colour scale, with freezing checkboxes and a reduction picker."""
+    """P and T heatmaps side by side on one colour scale, with freezing checkboxes and reduction and scale pickers."""
     data = models.assign(source=models.source.map(lambda d: domain_label(series, d)),
                          target=models.target.map(lambda d: domain_label(series, d)))
     labels = [domain_label(series, d) for d in order]
+    pick = {stage: f"scale == 'cross-entropy' ? datum.{stage} : datum.{stage}_study" for stage in ("P", "T")}
     base = (alt.Chart(alt.Data(values=_records(data)))
             .transform_filter(FREEZE_FILTER)
+            .transform_calculate(**pick)
             .transform_fold(["P", "T"], as_=["stage", "loss"])
             .transform_aggregate(median="median(loss)", mean="mean(loss)", min="min(loss)", max="max(loss)",
                                  models="count()", groupby=["source", "target", "stage"])
@@ -138,18 +89,21 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
         y=alt.Y("source:O", sort=labels, title=f"pretraining {axis_title(series)}"),
         color=alt.Color("value:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True),
-                        title="loss, nats (log)"),
+                        title="loss (log)"),
         tooltip=["source:O", "target:O", "stage:N", alt.Tooltip("value:Q", format=".4f"), "models:Q"])
     stage_names = {"P": "P: after pretraining", "T": "T: after transfer learning"}
     return (heat.properties(width=cell * len(labels), height=cell * len(labels))
             .facet(column=alt.Column("stage:N", title=None,
                                      header=alt.Header(labelExpr=f"{json.dumps(stage_names)}[datum.value]")))
-            .add_params(*freeze_params(), reduction_param())
+            .add_params(*freeze_params(), reduction_param(), scale_param())
             .properties(title=title))
 
 
 def reference_heatmaps(ref: pd.DataFrame, series: str, order, cell: int = 22) -> alt.FacetChart:
     """The published P and T (median over all freezing options) on their own colour scale."""
+    if "freeze" in ref:
+        ref = ref[ref.freeze == "all"]
+    ref = ref[ref.source.isin(order) & ref.target.isin(order)]
     data = ref.assign(source=ref.source.map(lambda d: domain_label(series, d)),
                       target=ref.target.map(lambda d: domain_label(series, d)))
     labels = [domain_label(series, d) for d in order]
@@ -157,7 +111,7 @@ def reference_heatmaps(ref: pd.DataFrame, series: str, order, cell: int = 22) ->
     return (alt.Chart(alt.Data(values=_records(long))).mark_rect().encode(
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
         y=alt.Y("source:O", sort=labels, title=f"pretraining {axis_title(series)}"),
-        color=alt.Color("loss:Q", scale=alt.Scale(scheme="greys", zero=False), title="published loss"),
+        color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="greys"), title="published loss (log)"),
         tooltip=["source:O", "target:O", "stage:N", alt.Tooltip("loss:Q", format=".4f")])
         .properties(width=cell * len(labels), height=cell * len(labels))
         .facet(column=alt.Column("stage:N", title=None))
@@ -250,20 +204,64 @@ def glue_value(name: str, value) -> None:
     glue(name, value.item() if isinstance(value, np.generic) else value, display=False)
 
 
+EMBED_OPTIONS = {"renderer": "svg", "downloadFileName": None,
+                 "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+
+
 def embed_html(chart: alt.TopLevelMixin, name: str | None = None) -> str:
     """HTML that draws ``chart`` with the page's vendored Vega bundle and registers its view for tests.
 
-    The bundle is an ES module (deferred), so drawing waits for DOMContentLoaded when it has not run yet.
+    The chart's menu exports PNG and SVG (drawn in the page, offline); no editor or source links. The bundle is a
+    classic script in the page head; should it not have run yet, drawing waits for DOMContentLoaded.
     """
     div = name or f"vis-{uuid.uuid4().hex[:8]}"
     spec = json.dumps(chart.to_dict())
+    options = json.dumps({**EMBED_OPTIONS, "downloadFileName": div})
     return (f'<div id="{div}" class="hrtem-chart"></div><script>(function(){{'
             f'var spec={spec};'
-            f'function draw(){{vegaEmbed("#{div}", spec, {{actions: false, renderer: "svg"}}).then(function(r){{'
+            f'function draw(){{vegaEmbed("#{div}", spec, {options}).then(function(r){{'
             f'window.hrtemViews = window.hrtemViews || {{}}; window.hrtemViews["{div}"] = r.view;}})'
             f'.catch(function(e){{console.error(e);}});}}'
             f'if (window.vegaEmbed) {{draw();}} else {{document.addEventListener("DOMContentLoaded", draw);}}'
             f'}})();</script>')
+
+
+class Download:
+    """A link that saves a table as CSV, from the page itself (a data: URL: works offline, from disk or http)."""
+
+    def __init__(self, table: pd.DataFrame, filename: str, label: str):
+        self.table, self.filename, self.label = table, filename, label
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.table.to_csv(index=False).encode()).decode()
+        return (f'<p><a class="hrtem-download" download="{self.filename}" '
+                f'href="data:text/csv;charset=utf-8;base64,{data}">{self.label}</a> '
+                f'({len(self.table)} rows, CSV)</p>')
+
+
+class Table:
+    """A table shown whole: every row and the full text of every cell, no index column."""
+
+    def __init__(self, table: pd.DataFrame):
+        self.table = table
+
+    def _repr_html_(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
+            return self.table.to_html(index=False, classes="hrtem-table", border=0)
+
+
+class RunParameters:
+    """The parameters a chapter ran with, once and tidily (no paths)."""
+
+    def __init__(self, **params):
+        self.params = params
+
+    def _repr_html_(self) -> str:
+        items = " · ".join(f"{k} <code>{v}</code>" for k, v in self.params.items())
+        return f'<p class="hrtem-run">This page was computed with {items}.</p>'
+
+    def _repr_markdown_(self) -> str:
+        return "This page was computed with " + " · ".join(f"{k} `{v}`" for k, v in self.params.items()) + "."
 
 
 class BookChart:
@@ -296,10 +294,15 @@ def explore(figure, **choices):
 
 
 def write_vega_bundle(path: str | Path) -> Path:
-    """Vega, Vega-Lite and vega-embed in one script that sets globals (no CDN)."""
+    """Vega, Vega-Lite and vega-embed in one classic script that sets ``window.vegaEmbed`` (no CDN).
+
+    vl-convert's bundle declares its names at the top level (written for ``type="module"``, which Chromium
+    refuses to load from ``file://``): wrapped in a function, it loads as a classic script from disk and over
+    http alike, and its names stay out of the page's global scope.
+    """
     import vl_convert as vlc
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(vlc.javascript_bundle())
+    path.write_text("(function () {\n" + vlc.javascript_bundle() + "\n})();\n")
     return path

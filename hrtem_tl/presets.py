@@ -3,15 +3,21 @@
 - ``paper``: STUDY.md's numbers (12.8 nm field, 0.1 Å sampling, 8 phonons, 0.2 Å pixels, 512 training images,
   10 + 10 epochs, 3 seeds, paper-width U-Net, transfer sizes 64-512). For a GPU or a cluster.
 - ``cpu`` (default): every dataset of every series, every cell of every figure and all three freezing options, on
-  a 2-core laptop. Each shrunk number says why it was chosen.
+  a 2-core laptop in about 20 minutes. Each shrunk number says why it was chosen.
+- ``cpu-fine``: the cpu preset on 0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel
+  (what the dose series' asymmetry needs), with larger crops; about 45 minutes on 2 cores.
 - ``smoke``: seconds, for the tests. Particle radii are scaled down to fit a small field: not for conclusions.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields, replace
 
 from .structures import CDSE_DIAMETER, SIZE_CLASSES, SUBSTRATE_THICKNESS
+
+GRID_FIELDS = ("notes", "seeds", "lr_pairs", "main_lr", "transfer_sizes", "transfer_size", "mixtures",
+               "sweep_sources", "sweep_targets", "structure_transfers", "transfer_domains", "verdicts")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class Preset:
     n_val: int  # scenes in the validation split
     structure_train: int  # training scenes per structure dataset
     structure_val: int
+    # large-particle training datasets get this many times structure_train scenes (a field that holds one large
+    # particle per scene then shows them as many particles as the small datasets, which hold ~2 per scene)
+    large_train_scale: int = 1
+    # electrons per pixel = dose (e-/Å2) x count_pixel_size² (Å2); None: this preset's own pixel (the physical dose)
+    count_pixel_size: float | None = None
     # --- training ---
     width: int = 64  # channels of the first encoder stage; 64 gives the study's ~14 M parameters
     epochs: int = 10  # per stage
@@ -43,17 +54,27 @@ class Preset:
     augment: str = "all8"  # "all8": each image in all 8 dihedral forms per epoch; "random": one random form
     batch_size: int = 16
     crop: int = 0  # train on random crops of this many pixels (0: whole image)
+    # with crop: random crops in an epoch of a model trained from scratch (pretraining, mixtures), whatever the
+    # size of its dataset (each image and dihedral form cropped as many times as that takes); 0: one crop of each.
+    # A transfer sees one crop of each of its images and forms, as in the study its stage sees fewer images.
+    epoch_crops: int = 0
     sweep_sources: tuple | str = "all"  # defocus hyperparameter sweep: pretraining domains ("all" or a subset)
     sweep_targets: tuple | str = "all"  # and its target domains
     structure_transfers: str = "all"  # "all": 18 x 17 pairs; "figure": small->small and small<->large per lattice
     transfer_domains: dict = field(default_factory=dict)  # series -> domains that transfers may join (tests only)
+    verdicts: bool = True  # False: a test scale whose scorecard reports its statistics but draws no verdicts
     notes: dict = field(default_factory=dict, compare=False)
 
     def simulation_params(self) -> dict:
         """The parameters that determine the simulated data (cache keys use them)."""
         keys = ("extent", "sim_sampling", "pixel_size", "slice_thickness", "n_phonons", "substrate_thickness",
                 "cdse_diameter", "size_radius", "particles")
-        return {k: asdict(self)[k] for k in keys}
+        return {k: deepcopy(getattr(self, k)) for k in keys}
+
+    def model_params(self) -> dict:
+        """Everything that determines a trained model beyond its job (cache keys of models use it): the name,
+        the data and the training settings; not the grid (seeds, learning-rate pairs, sizes) nor the notes."""
+        return {f.name: deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in GRID_FIELDS}
 
     @property
     def image_pixels(self) -> int:
@@ -81,24 +102,47 @@ PRESETS: dict[str, Preset] = {
         name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
         substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
         particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
-        n_train=64, n_val=16, structure_train=20, structure_val=8,
-        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (1e-3, 3e-4)), main_lr=(3e-3, 1e-3),
+        n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
+        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
         transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
-        augment="all8", crop=64, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
+        augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
         structure_transfers="figure",
         notes={
             "extent": "80 Å is the smallest field that holds a large particle (diameter up to 70 Å)",
             "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
-            "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive",
+            "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive; a dose "
+                          "then gives 6.25x the study's counts per pixel (7.5-150 e- for 30-600 e-/Å², the "
+                          "study 1.2-24): see the cpu-fine preset",
             "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
-            "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart",
-            "counts": "64/16 CdSe scenes and 20/8 per structure dataset keep simulation under 10 minutes",
-            "width": "8 channels (0.22 M parameters): the three series train in about 15 minutes on 2 cores",
+            "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart; one large "
+                         "particle per scene, hence large_train_scale",
+            "counts": "64/16 CdSe scenes and 32/8 per structure dataset (64 for large particles) keep the "
+                      "simulation under 4 minutes",
+            "width": "8 channels (0.22 M parameters): the three series train in about 13 minutes on 2 cores",
+            "epochs": "6 + 6; each pretraining epoch shows 1024 random crops (64 minibatches), the study's "
+                      "512 images x 8 forms (256 minibatches) of a larger field",
             "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
-                  "two (pretrain, transfer) pairs, the aggressive and the gentle one",
+                  "two (pretrain, transfer) pairs ten times apart, as the study's aggressive and gentle ones",
             "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
             "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to -25, 0 and +25 nm",
             "structure_transfers": "transfers the figures show: small->small, and small<->large per lattice",
+        },
+    ),
+    "cpu-fine": Preset(
+        name="cpu-fine", extent=80.0, sim_sampling=0.25, pixel_size=0.25, slice_thickness=2.0, n_phonons=1,
+        substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
+        particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
+        n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
+        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
+        transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
+        augment="all8", crop=96, epoch_crops=2048, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
+        structure_transfers="figure",
+        notes={
+            "pixel_size": "0.25 Å (the multislice sampling, no downsampling): a dose gives 1.56x the study's "
+                          "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
+                          "dose; the cpu preset's 0.5 Å pixels give 6.25x",
+            "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
+            "all": "otherwise the cpu preset: the whole book in about 45 minutes on 2 cores",
         },
     ),
     "smoke": Preset(
@@ -112,18 +156,32 @@ PRESETS: dict[str, Preset] = {
         sweep_sources=("-100",),
         sweep_targets=("50",), structure_transfers="figure",
         transfer_domains={"defocus": ("-100", "0", "50", "250"),
-                          "structure": ("CdSe_small", "Cu_small", "Fe_small", "CdSe_large")},
+                          "structure": ("CdSe_small", "Cu_small", "Fe_small", "CdSe_large")}, verdicts=False,
         notes={"all": "test scale; radii scaled down to fit the 48 Å field; transfers only among a few domains "
                       "of the defocus and structure series (every pretraining still runs)"},
     ),
 }
 
 
-def get_preset(name: str | Preset) -> Preset:
-    """The preset called ``name``; a one-line error lists the allowed names."""
+def get_preset(name: str | Preset, seeds=None) -> Preset:
+    """The preset called ``name`` (with other training ``seeds`` if given); a one-line error lists the allowed."""
     if isinstance(name, Preset):
-        return name
+        pr = name
+    else:
+        try:
+            pr = PRESETS[name]
+        except KeyError:
+            raise ValueError(f"preset={name!r} is unknown; allowed: {', '.join(PRESETS)}") from None
+    return pr if seeds is None else replace(pr, seeds=parse_seeds(seeds))
+
+
+def parse_seeds(seeds) -> tuple[int, ...]:
+    """``"0,1"``, ``1`` or ``[0, 1]`` -> ``(0, 1)``; a one-line error for anything else."""
+    items = str(seeds).replace(" ", "").split(",") if isinstance(seeds, (str, int)) else list(seeds)
     try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"preset={name!r} is unknown; allowed: {', '.join(PRESETS)}") from None
+        out = tuple(int(x) for x in items)
+    except (TypeError, ValueError):
+        out = ()
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"seeds={seeds!r} is not a list of distinct non-negative integers; allowed: e.g. 0 or 0,1")
+    return out

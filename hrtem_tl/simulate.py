@@ -16,6 +16,9 @@ number. Conventions:
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -25,6 +28,7 @@ CS = 0.0  # Å, assumed (see module docstring)
 PHONON_SIGMA = 0.1  # Å, RMS thermal displacement per direction (room temperature, typical of these solids)
 LABEL_PHASE = np.pi / 16  # rad, STUDY.md 2
 CALIBRATION_RANGE = 150.0  # Å, the coarse grid search spans +-this around 0
+CALIBRATION_BATCH = 32  # defoci per batched inverse FFT of the calibration
 
 
 def wavelength(energy: float = ENERGY) -> float:
@@ -34,8 +38,11 @@ def wavelength(energy: float = ENERGY) -> float:
     return hc / np.sqrt(energy * (2 * m0c2 + energy))
 
 
-def gpu_available() -> bool:
-    """True when CuPy imports and sees a CUDA device."""
+DEVICES = ("cpu", "cuda")
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and sees a CUDA device (the multislice can then run on the GPU)."""
     try:
         import cupy
 
@@ -44,13 +51,49 @@ def gpu_available() -> bool:
         return False
 
 
+def check_device(device: str) -> str:
+    """``device`` if it is one of cpu, cuda (and usable here); otherwise a one-line error."""
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is unknown; allowed: {', '.join(DEVICES)}")
+    if device == "cuda" and not cuda_available():
+        raise ValueError("device='cuda' needs CuPy and a CUDA device, and none is usable here; allowed here: cpu")
+    return device
+
+
+def fftw_planning() -> str:
+    """FFTW planning effort of the multislice: ``$HRTEM_TL_FFTW_PLANNING``, default FFTW_MEASURE (see datasets)."""
+    from .multislice import FFTW_EFFORTS
+
+    planning = os.environ.get("HRTEM_TL_FFTW_PLANNING", "FFTW_MEASURE")
+    if planning not in FFTW_EFFORTS:
+        raise ValueError(f"HRTEM_TL_FFTW_PLANNING={planning!r} is unknown; allowed: {', '.join(FFTW_EFFORTS)}")
+    return planning
+
+
 def exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, seed: int,
-               device: str = "cpu", phonon_sigma: float = PHONON_SIGMA):
+               device: str = "cpu", phonon_sigma: float = PHONON_SIGMA, exact: bool = False):
     """Exit waves of ``atoms`` at 300 kV, one per frozen-phonon configuration: complex64 (n_phonons, ny, nx).
 
     ``n_phonons=0`` means the static lattice (used for labels and calibration). Plane-wave illumination of unit
-    intensity; the grid is the cell's extent divided by ``sampling`` (Å).
+    intensity; the grid is the cell's extent divided by ``sampling`` (Å). Computed by ``multislice`` (abTEM's
+    physics; ``exact=True`` reproduces abTEM's waves to float32 rounding), on the GPU with ``device="cuda"``.
     """
+    from . import multislice
+
+    if check_device(device) == "cuda":
+        import cupy
+
+        backend = cupy
+    else:
+        backend = "fftw"
+    return multislice.exit_waves(atoms, sampling, slice_thickness, n_phonons, seed, ENERGY, phonon_sigma,
+                                 backend=backend, exact=exact, effort=fftw_planning())
+
+
+def abtem_exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, seed: int,
+                     phonon_sigma: float = PHONON_SIGMA, exact: bool = True):
+    """The same exit waves through plain abTEM calls (``Potential`` + ``PlaneWave.multislice``), on the CPU: the
+    reference that ``multislice`` is tested and benchmarked against (always abTEM's exact band limit)."""
     import warnings
 
     import abtem
@@ -64,11 +107,9 @@ def exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, s
     else:
         model = atoms
     potential = abtem.Potential(model, gpts=gpts, slice_thickness=slice_thickness, projection="infinite",
-                                device=device)
-    wave = abtem.PlaneWave(energy=ENERGY, device=device).multislice(potential)
+                                device="cpu")
+    wave = abtem.PlaneWave(energy=ENERGY, device="cpu").multislice(potential)
     array = wave.compute(scheduler="synchronous", progress_bar=False).array
-    if device == "gpu":
-        array = array.get()
     return np.asarray(array, dtype=np.complex64).reshape((-1,) + gpts)
 
 
@@ -83,11 +124,13 @@ def fourier_crop(waves: np.ndarray, factor: int) -> np.ndarray:
     if n % factor:
         raise ValueError(f"grid of {n} pixels is not divisible by the downsampling factor={factor}")
     m = n // factor
-    spec = np.fft.fftshift(np.fft.fft2(waves), axes=(-2, -1))
-    lo = (n - m) // 2
-    spec = spec[..., lo:lo + m, lo:lo + m]
-    out = np.fft.ifft2(np.fft.ifftshift(spec, axes=(-2, -1))) / factor ** 2
-    return out.astype(np.complex64)
+    # the central m x m of the centred spectrum, taken as indices of the uncentred one (no shifted copies)
+    keep = np.fft.ifftshift((np.arange((n - m) // 2, (n - m) // 2 + m) - n // 2) % n)
+    flat = waves.reshape(-1, n, n)
+    out = np.empty((len(flat), m, m), np.complex64)
+    for i, wave in enumerate(flat):  # one wave at a time: peak memory of one spectrum, not of the stack
+        out[i] = np.fft.ifft2(np.fft.fft2(wave)[np.ix_(keep, keep)]) / factor ** 2
+    return out.reshape(*waves.shape[:-2], m, m)
 
 
 def spatial_frequencies(n: int, pixel_size: float):
@@ -152,18 +195,59 @@ def soft_label(vacuum_wave: np.ndarray, pixel_size: float, blur: float) -> np.nd
     return np.clip(gaussian_filter(binary, blur / pixel_size, mode="wrap"), 0, 1).astype(np.float32)
 
 
-def calibrate_zero_defocus(vacuum_wave: np.ndarray, pixel_size: float, span: float = CALIBRATION_RANGE,
-                           batch: int = 32) -> float:
+def contrast_by_defocus(vacuum_wave: np.ndarray, pixel_size: float, defoci,
+                        batch: int = CALIBRATION_BATCH) -> np.ndarray:
+    """Variance of the noise-free image of ``vacuum_wave`` (n, n) at each defocus of a regular grid (Å).
+
+    The same numbers as ``intensity(...).var()`` for each defocus, computed with less work: the temporal envelope
+    does not depend on defocus, the image mean does not either (Parseval), and the defocus phase of grid point
+    j is that of point 0 times the step's phase to the power j (a complex product per step instead of an
+    exponential; re-anchored with an exact exponential every ``batch`` points).
+    """
+    defoci = np.asarray(defoci, dtype=np.float64)
+    n = vacuum_wave.shape[-1]
+    lam = wavelength()
+    k2 = spatial_frequencies(n, pixel_size).astype(np.float64)
+    alpha2 = k2 * lam ** 2
+    envelope = np.exp(-((np.pi / (2 * lam)) * FOCAL_SPREAD * alpha2) ** 2)
+    spectrum = (np.fft.fft2(vacuum_wave) * envelope).astype(np.complex64)
+    mean = float(np.sum(np.abs(spectrum.astype(np.complex128)) ** 2) / n ** 4)  # mean intensity, Parseval
+    step = defoci[1] - defoci[0] if len(defoci) > 1 else 0.0
+    # exp(-i chi) with chi = 2 pi / lambda (-defocus alpha^2 / 2) (CS = 0): exp(i pi defocus alpha^2 / lambda)
+    step_phase = np.exp(1j * np.pi * step * alpha2 / lam).astype(np.complex64)
+    buffer, inverse = batched_inverse_fft((batch, n, n))
+    out = np.empty(len(defoci))
+    for start in range(0, len(defoci), batch):
+        count = min(batch, len(defoci) - start)
+        buffer[0] = np.exp(1j * np.pi * defoci[start] * alpha2 / lam)
+        for j in range(1, count):
+            np.multiply(buffer[j - 1], step_phase, out=buffer[j])
+        buffer[:count] *= spectrum
+        inverse.execute()  # unnormalised: the image is |buffer|^2 / n^4
+        images = np.abs(buffer[:count]).astype(np.float64) ** 2 / n ** 4
+        out[start:start + count] = (images ** 2).mean(axis=(-2, -1)) - mean ** 2
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def batched_inverse_fft(shape: tuple[int, int, int]):
+    """An in-place inverse FFTW plan over the last two axes of a (batch, n, n) complex64 buffer."""
+    import pyfftw
+
+    buffer = pyfftw.empty_aligned(shape, np.complex64)
+    plan = pyfftw.FFTW(buffer, buffer, axes=(1, 2), direction="FFTW_BACKWARD", flags=(fftw_planning(),), threads=1)
+    return buffer, plan
+
+
+def calibrate_zero_defocus(vacuum_wave: np.ndarray, pixel_size: float, span: float = CALIBRATION_RANGE) -> float:
     """Defocus (Å) of minimum contrast (intensity variance) of the particles-in-vacuum image.
 
     Two-stage grid search (STUDY.md 2): 1 Å steps over [-span, span], then 0.1 Å steps within +-1 Å of the best.
     """
-    waves = vacuum_wave[None] if vacuum_wave.ndim == 2 else vacuum_wave
+    wave = vacuum_wave[0] if vacuum_wave.ndim == 3 else vacuum_wave
 
     def best(grid):
-        variances = np.concatenate([intensity(waves, pixel_size, grid[i:i + batch]).var(axis=(-2, -1))
-                                    for i in range(0, len(grid), batch)])
-        return float(grid[int(np.argmin(variances))])
+        return float(grid[int(np.argmin(contrast_by_defocus(wave, pixel_size, grid)))])
 
     coarse = best(np.arange(-span, span + 0.5, 1.0))
     return best(coarse + np.arange(-10, 11) * 0.1)

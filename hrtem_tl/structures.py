@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
-from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 AVOGADRO = 6.02214076e23
@@ -177,33 +177,76 @@ def amorphous_carbon(extent: float, thickness: float, rng: np.random.Generator,
                      density: float = CARBON_DENSITY, min_distance: float = CARBON_MIN_DISTANCE) -> Atoms:
     """Amorphous carbon slab, ``extent`` x ``extent`` x ``thickness`` Å, periodic in x and y.
 
-    Random sequential addition in rounds: draw the missing atoms uniformly, drop those closer than
-    ``min_distance`` to an accepted atom or to each other (KD-trees), accept the rest, repeat. Density in g/cm3.
+    Random sequential addition: uniform candidates, each accepted unless it lies within ``min_distance`` of an
+    accepted atom (periodic in x and y), until the slab holds the atoms of its density (g/cm3). A cell list makes
+    each test local (numba), so a 128 x 128 x 80 Å slab takes milliseconds.
     """
     if extent <= 0 or thickness <= 0:
         raise ValueError(f"extent={extent} and thickness={thickness} must be > 0 Å")
     number_density = density / CARBON_MOLAR_MASS * AVOGADRO * 1e-24  # atoms / Å3
     n = int(round(number_density * extent * extent * thickness))
     box = np.array([extent, extent, thickness])
-    boxsize = [extent, extent, thickness + 2 * min_distance]  # z padded: not periodic
-
-    def tree(points):
-        return cKDTree(points, boxsize=boxsize, balanced_tree=False, compact_nodes=False)
-
-    pos = np.empty((0, 3))
+    cells = np.maximum((box // min_distance).astype(np.int64), 1)
+    head = np.full(int(np.prod(cells)), -1, np.int64)
+    pos = np.empty((n, 3))
+    following = np.empty(n, np.int64)
+    count = 0
     for _ in range(200):
-        if len(pos) == n:
+        candidates = rng.uniform(0, 1, (2 * (n - count) + 64, 3)) * box
+        count = _random_sequential_addition(candidates, pos, following, head, count, box, cells, min_distance ** 2)
+        if count == n:
             break
-        cand = rng.uniform(0, 1, (n - len(pos), 3)) * box
-        if len(pos):
-            dist, _ = tree(pos).query(cand, distance_upper_bound=min_distance)
-            cand = cand[~np.isfinite(dist)]
-        pairs = tree(cand).query_pairs(min_distance, output_type="ndarray")
-        cand = np.delete(cand, np.unique(pairs[:, 1]), axis=0) if len(pairs) else cand
-        pos = np.concatenate([pos, cand])
     else:
         raise RuntimeError(f"amorphous carbon did not converge at density={density} g/cm3")
     return Atoms(np.full(n, 6), positions=pos, cell=[extent, extent, thickness], pbc=[True, True, False])
+
+
+@numba.njit(cache=True)
+def _random_sequential_addition(candidates, pos, following, head, count, box, cells, min_d2):
+    """Accept candidates in order while none is within sqrt(min_d2) of an accepted one; returns the new count.
+
+    ``head``/``following``: a cell list (per cell, the last atom in it; per atom, the previous one in its cell).
+    """
+    n = pos.shape[0]
+    for c in range(candidates.shape[0]):
+        if count == n:
+            break
+        p = candidates[c]
+        ix, iy, iz = (int(p[0] / box[0] * cells[0]) % cells[0], int(p[1] / box[1] * cells[1]) % cells[1],
+                      min(int(p[2] / box[2] * cells[2]), cells[2] - 1))
+        ok = True
+        for dx in range(-1, 2):
+            for dy in range(-1, 2):
+                for dz in range(-1, 2):
+                    jz = iz + dz
+                    if jz < 0 or jz >= cells[2]:
+                        continue
+                    cell = (((ix + dx) % cells[0]) * cells[1] + (iy + dy) % cells[1]) * cells[2] + jz
+                    j = head[cell]
+                    while j >= 0:
+                        d2 = 0.0
+                        for a in range(3):
+                            d = p[a] - pos[j, a]
+                            if a < 2:  # periodic in x and y
+                                d -= box[a] * np.round(d / box[a])
+                            d2 += d * d
+                        if d2 < min_d2:
+                            ok = False
+                            break
+                        j = following[j]
+                    if not ok:
+                        break
+                if not ok:
+                    break
+            if not ok:
+                break
+        if ok:
+            pos[count] = p
+            cell = (ix * cells[1] + iy) * cells[2] + iz
+            following[count] = head[cell]
+            head[cell] = count
+            count += 1
+    return count
 
 
 def place_discs(radii: np.ndarray, extent: float, rng: np.random.Generator, gap: float = PARTICLE_GAP,

@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import datasets as ds
@@ -28,6 +29,7 @@ from .model import FREEZE_OPTIONS, count_trainable
 from .presets import Preset, get_preset
 
 MIXTURE_PAIR = ("-100", "50")  # the baseline mixes -10 nm and +5 nm data (STUDY.md 4, Fig 7.2)
+REDUCTIONS = ("median", "mean", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,7 @@ class Job:
         return Job(self.series, "pretrain", self.source, self.seed, self.lr_pretrain)
 
     def key(self, preset: Preset) -> str:
-        training = {k: getattr(preset, k) for k in ("width", "epochs", "augment", "batch_size", "crop", "n_train")}
-        return key_of({"job": asdict(self), "preset": preset.name, "training": training,
-                       "sim": preset.simulation_params()})
+        return key_of({"job": asdict(self), "preset": preset.model_params()})
 
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
@@ -118,28 +118,36 @@ def _row(job: Job, preset: Preset, device, hist: tr.History, model, **extra) -> 
     row.update(preset=preset.name, width=preset.width, epochs=preset.epochs, device=str(device),
                precision=tr.precision_name(device), trainable_params=count_trainable(model),
                seconds_per_epoch=hist.seconds_per_epoch, images_per_second=hist.images_per_second,
-               losses=json.dumps(hist.losses), key=job.key(preset))
+               losses=json.dumps(hist.losses), losses_study=json.dumps(hist.study), key=job.key(preset))
     row.update(extra)
     if row["mixture"] is not None:
         row["mixture"] = list(row["mixture"])
     return row
 
 
-def _config(job: Job, preset: Preset, lr: float, epochs: int) -> tr.TrainConfig:
+def _config(job: Job, preset: Preset, lr: float, epochs: int, n_images: int) -> tr.TrainConfig:
+    """The training settings of a job; a model trained from scratch gets ``preset.epoch_crops`` crops an epoch."""
+    forms = 8 if preset.augment == "all8" else 1
+    crops = 1
+    if job.kind != "transfer" and preset.crop and preset.epoch_crops:
+        crops = max(1, round(preset.epoch_crops / (forms * n_images)))
     return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=preset.batch_size, augment=preset.augment,
-                          crop=preset.crop, seed=job.seed)
+                          crop=preset.crop, crops_per_image=crops, seed=job.seed)
 
 
 def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
     """Train on the source; P on every domain at the epoch of the best source validation loss."""
     val = _val_sets(job.series, pr, cache)
     model = tr.new_model(pr.width, job.seed)
-    hist = tr.fit(model, _data(job.series, job.source, "train", pr.name, str(cache_dir(cache))), val,
-                  _config(job, pr, job.lr_pretrain, pr.epochs), job.source, dev)
-    p_values = {d: tr.select_loss(hist.losses, job.source, d)[0] for d in val}
-    meta = {"width": pr.width, "job": asdict(job), "best_epoch": hist.best_epoch}
+    train = _data(job.series, job.source, "train", pr.name, str(cache_dir(cache)))
+    hist = tr.fit(model, train, val, _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.source, dev)
+    epoch = hist.best_epoch  # of the lowest source validation loss
+    meta = {"width": pr.width, "job": asdict(job), "best_epoch": epoch}
     tr.save_model(model_path(job, pr, cache), hist.best_state, meta)
-    return _row(job, pr, dev, hist, model, best_epoch_pretrain=hist.best_epoch, P_all=json.dumps(p_values))
+    return _row(job, pr, dev, hist, model, best_epoch_pretrain=epoch,
+                P_all=json.dumps({d: v[epoch] for d, v in hist.losses.items()}),
+                P_all_study=json.dumps({d: v[epoch] for d, v in hist.study.items()}),
+                constant_loss=tr.constant_prediction_loss(val[job.source].masks))
 
 
 def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
@@ -152,16 +160,19 @@ def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
     model, _ = tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)
     val = _val_sets(job.series, pr, cache)
     train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
-    hist = tr.fit(model, train, {job.target: val[job.target]}, _config(job, pr, job.lr_transfer, pr.epochs),
-                  job.target, dev)
+    hist = tr.fit(model, train, {job.target: val[job.target]},
+                  _config(job, pr, job.lr_transfer, pr.epochs, len(train)), job.target, dev)
     t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
     model.load_state_dict(hist.best_state)
     # the selected model on every domain (defocus: for the out-of-distribution figure) or on target and source
     evals = val if job.series == "defocus" else {d: val[d] for d in (job.target, job.source)}
-    t_all = {d: tr.evaluate(model, data, dev) for d, data in evals.items()}
+    t_all = {d: tr.evaluate_both(model, data, dev) for d, data in evals.items()}
     return _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
                 best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
-                T_all=json.dumps(t_all), P_all=pre_row["P_all"])
+                P_study=json.loads(pre_row["P_all_study"])[job.target], T_study=hist.study[job.target][t_epoch],
+                T_all=json.dumps({d: v[0] for d, v in t_all.items()}),
+                T_all_study=json.dumps({d: v[1] for d, v in t_all.items()}),
+                P_all=pre_row["P_all"], P_all_study=pre_row["P_all_study"])
 
 
 def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
@@ -171,10 +182,11 @@ def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
     mixed = (_data(job.series, job.source, "train", pr.name, key).take(n_src)
              + _data(job.series, job.target, "train", pr.name, key).take(n_tgt))
     model = tr.new_model(pr.width, job.seed)
-    hist = tr.fit(model, mixed, _val_sets(job.series, pr, cache), _config(job, pr, job.lr_pretrain, 2 * pr.epochs),
-                  job.target, dev)
+    hist = tr.fit(model, mixed, _val_sets(job.series, pr, cache),
+                  _config(job, pr, job.lr_pretrain, 2 * pr.epochs, len(mixed)), job.target, dev)
     t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
-    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value)
+    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
+                T_study=hist.study[job.target][t_epoch])
 
 
 def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
@@ -219,38 +231,42 @@ def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, dev
     cache = str(cache_dir(cache))
     gpu = dev.type == "cuda"
     threads = None if scheduler == "synchronous" or gpu else 1
-    for name in names:
-        jobs = [j for j in grid(name, pr) if not row_path(j, pr, cache).exists()]
-        for stage in (["pretrain"], ["transfer", "mixture"]):
-            todo = [j for j in jobs if j.kind in stage]
-            run_tasks(run_job, todo, dict(preset=pr, cache=cache, device=str(dev), threads=threads),
-                      scheduler=scheduler, desc=f"{name} {stage[0]}", progress=progress, gpu=gpu,
-                      n_workers=None if gpu else n_cores(), describe=_describe)
-    return {name: load_results(name, pr.name, cache) for name in names}
+    jobs = [j for name in names for j in grid(name, pr) if not row_path(j, pr, cache).exists()]
+    for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture"), "transfers")):
+        # every pretraining of every series first: the transfers of all series then share the workers
+        run_tasks(run_job, [j for j in jobs if j.kind in kinds],
+                  dict(preset=pr, cache=cache, device=str(dev), threads=threads), scheduler=scheduler, desc=desc,
+                  progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(), describe=_describe, unit="model")
+    return {name: load_results(name, pr, cache) for name in names}
 
 
 def _describe(row: dict) -> str:
     """Progress-bar text for a finished model: its selected loss."""
     if row["kind"] == "pretrain":
-        return f"{row['source']}: P={json.loads(row['P_all'])[row['source']]:.4f}"
-    return f"{row['source']}->{row['target']} {row.get('freeze') or 'mix'}: T={row['T']:.4f}"
+        return f"{row['series']} {row['source']}: P={json.loads(row['P_all'])[row['source']]:.4f}"
+    return f"{row['series']} {row['source']}->{row['target']} {row.get('freeze') or 'mix'}: T={row['T']:.4f}"
 
 
 def simulation_device(device: str) -> str:
     """The multislice device that goes with a training device: the GPU when CUDA is used and CuPy works."""
-    from .simulate import gpu_available
+    from .simulate import cuda_available
 
-    return "gpu" if tr.pick_device(device).type == "cuda" and gpu_available() else "cpu"
+    return "cuda" if tr.pick_device(device).type == "cuda" and cuda_available() else "cpu"
 
 
-def results(series: str, preset: str | Preset = "cpu", cache=None, device: str = "auto") -> pd.DataFrame:
+def results(series: str, preset: str | Preset = "cpu", cache=None, device: str = "auto", seeds=None) -> pd.DataFrame:
     """The results table of one series, making whatever datasets and models are missing first (cached)."""
-    ds.simulate_series(series, preset, cache, simulation_device(device), progress=False)
-    return run_study(series, preset, cache, device, progress=False)[series]
+    pr = get_preset(preset, seeds)
+    ds.simulate_series(series, pr, cache, simulation_device(device), progress=False)
+    return run_study(series, pr, cache, device, progress=False)[series]
 
 
-def load_results(series: str, preset: str | None = None, cache=None) -> pd.DataFrame:
-    """All finished rows of ``series`` (optionally of one preset), also saved as ``results/<series>.parquet``."""
+def load_results(series: str, preset: str | Preset | None = None, cache=None, seeds=None) -> pd.DataFrame:
+    """Finished rows of ``series``, also saved as ``results/<series>.parquet``.
+
+    With ``preset`` (and ``seeds``): only the rows of that preset's grid as it stands, so that rows left by
+    earlier settings of a preset (an edited ``presets.py``) never mix into its tables.
+    """
     ds.get_series(series)
     folder = results_dir(cache) / "rows" / series
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
@@ -260,7 +276,9 @@ def load_results(series: str, preset: str | None = None, cache=None) -> pd.DataF
         out = results_dir(cache) / f"{series}.parquet"
         atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False))
         if preset is not None:
-            df = df[df["preset"] == preset].reset_index(drop=True)
+            pr = get_preset(preset, seeds)
+            keys = {job.key(pr) for job in grid(series, pr)}
+            df = df[df["key"].isin(keys)].reset_index(drop=True)
     return df
 
 
@@ -269,3 +287,50 @@ def grid_size(series: str, preset: str | Preset) -> dict:
     jobs = grid(series, preset)
     return {kind: sum(j.kind == kind for j in jobs) for kind in ("pretrain", "transfer", "mixture")}
 
+
+
+# ---------------------------------------------------------------- tables of a series
+
+def model_table(df: pd.DataFrame, series: str, preset: str | Preset, domains=None) -> pd.DataFrame:
+    """One row per model of the main setting: source, target, freeze, seed, P, T (cross-entropy, nats) and
+    P_study, T_study (the same models on the study's published scale, ``train.study_scale_loss``).
+
+    Off-diagonal cells are transfer models (main learning rates, main transfer size); a diagonal cell has no
+    transfer (as in the study): its T repeats P, listed once per freezing option so that the pickers apply.
+    """
+    pr = get_preset(preset)
+    lr_pre, lr_tr = pr.main_lr
+    cols = ["source", "target", "freeze", "seed", "P", "T", "P_study", "T_study"]
+    if not len(df):
+        return pd.DataFrame(columns=cols)
+    tr = df[(df.kind == "transfer") & np.isclose(df.lr_pretrain, lr_pre)
+            & np.isclose(df.lr_transfer.astype(float), lr_tr) & (df.transfer_size == pr.transfer_size)]
+    out = [tr[cols]]
+    pre = df[(df.kind == "pretrain") & np.isclose(df.lr_pretrain, lr_pre)]
+    for _, row in pre.iterrows():
+        p, p_study = json.loads(row.P_all)[row.source], json.loads(row.P_all_study)[row.source]
+        out.append(pd.DataFrame({"source": row.source, "target": row.source, "freeze": list(FREEZE_OPTIONS),
+                                 "seed": row.seed, "P": p, "T": p, "P_study": p_study, "T_study": p_study}))
+    table = pd.concat(out, ignore_index=True)
+    if domains is not None:
+        table = table[table.source.isin(domains) & table.target.isin(domains)]
+    return table.reset_index(drop=True)
+
+
+def cell_table(models: pd.DataFrame, reduction: str = "median", freezes=FREEZE_OPTIONS) -> pd.DataFrame:
+    """P and T per (source, target) cell, reduced over the chosen freezing options (Python twin of the page)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} is unknown; allowed: {', '.join(REDUCTIONS)}")
+    sel = models[models.freeze.isin(freezes)]
+    stages = [c for c in ("P", "T", "P_study", "T_study") if c in sel]
+    return sel.groupby(["source", "target"])[stages].agg(reduction).reset_index()
+
+
+def sweep_rows(df: pd.DataFrame, preset: str | Preset) -> pd.DataFrame:
+    """The defocus hyperparameter sweep (Fig 6.1): transfers from its sources to its targets, every setting."""
+    pr, s = get_preset(preset), ds.SERIES["defocus"]
+    if not len(df):
+        return df
+    sources, targets = _subset(pr.sweep_sources, s.sources), _subset(pr.sweep_targets, s.domains)
+    return df[(df.series == "defocus") & (df.kind == "transfer") & df.source.isin(sources)
+              & df.target.isin(targets)].reset_index(drop=True)

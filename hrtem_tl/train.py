@@ -78,18 +78,22 @@ class TrainConfig:
     batch_size: int = 16
     augment: str = "all8"
     crop: int = 0
+    crops_per_image: int = 1  # with ``crop``: random crops of each image (and dihedral form) per epoch
     seed: int = 0
 
     def __post_init__(self):
         if self.augment not in AUGMENT_OPTIONS:
             raise ValueError(f"augment={self.augment!r} is unknown; allowed: {', '.join(AUGMENT_OPTIONS)}")
+        if self.crops_per_image < 1:
+            raise ValueError(f"crops_per_image={self.crops_per_image} must be >= 1")
 
 
 @dataclass
 class History:
     """Per-epoch validation losses per domain, the epoch timing and the weights at the selected epoch."""
 
-    losses: dict = field(default_factory=dict)  # domain -> [loss per epoch]
+    losses: dict = field(default_factory=dict)  # domain -> [cross-entropy per epoch]
+    study: dict = field(default_factory=dict)  # domain -> [loss on the study's scale per epoch]
     seconds_per_epoch: float = 0.0
     images_per_second: float = 0.0
     best_epoch: int = -1
@@ -97,14 +101,19 @@ class History:
 
 
 def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
-    """Shuffled, augmented (and cropped) minibatches of one epoch."""
-    n = len(data)
+    """Shuffled, augmented (and cropped) minibatches of one epoch.
+
+    An epoch shows every image in all 8 dihedral forms (``all8``), in one random form (``random``) or as it is,
+    each ``crops_per_image`` times (a new random crop each time) when training on crops.
+    """
+    n, repeats = len(data), cfg.crops_per_image if cfg.crop else 1
     if cfg.augment == "all8":
-        idx = torch.arange(n).repeat(8)
-        ks = torch.arange(8).repeat_interleave(n)
+        idx = torch.arange(n).repeat(8 * repeats)
+        ks = torch.arange(8).repeat_interleave(n).repeat(repeats)
     else:
-        idx = torch.arange(n)
-        ks = torch.randint(0, 8, (n,), generator=gen) if cfg.augment == "random" else torch.zeros(n, dtype=torch.long)
+        idx = torch.arange(n).repeat(repeats)
+        ks = (torch.randint(0, 8, (n * repeats,), generator=gen) if cfg.augment == "random"
+              else torch.zeros(n * repeats, dtype=torch.long))
     order = torch.randperm(len(idx), generator=gen)
     idx, ks = idx[order], ks[order]
     h, w = data.images.shape[-2:]
@@ -143,19 +152,37 @@ def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if mixed_precision(device) and x.ndim == 4 else x
 
 
+STUDY_FLOOR = float(np.log1p(np.exp(-1.0)))  # log(1 + 1/e) = 0.3133, the published losses' floor (STUDY.md 4)
+
+
+def study_scale_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per-pixel loss on the study's published scale: cross-entropy applied to softmax probabilities (the
+    study's doubled softmax), minus its floor. For two classes it is log(1 + e^(1 - 2 p)) - log(1 + 1/e), p the
+    probability given to the true class: bounded in [0, 1], close to the expected error rate. Used to compare
+    with the published values, never for training (STUDY.md 4: do not copy the artefact)."""
+    p = torch.softmax(logits, dim=1).gather(1, masks[:, None])[:, 0]
+    return torch.log1p(torch.exp(1 - 2 * p)) - STUDY_FLOOR
+
+
 @torch.no_grad()
-def evaluate(model: UNet, data: Data, device: torch.device, batch_size: int = 16) -> float:
-    """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``."""
+def evaluate_both(model: UNet, data: Data, device: torch.device, batch_size: int = 16) -> tuple[float, float]:
+    """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``, and the same on the study's scale."""
     was_training = model.training
     model.eval()
-    total = 0.0
+    total, study = 0.0, 0.0
     for start in range(0, len(data), batch_size):
         x, y = _to(data.images[start:start + batch_size], device), data.masks[start:start + batch_size].to(device)
         with _autocast(device):
-            logits = model(x)
-        total += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            logits = model(x).float()
+        total += F.cross_entropy(logits, y, reduction="sum").item()
+        study += study_scale_loss(logits, y).sum().item()
     model.train(was_training)
-    return total / data.masks.numel()
+    return total / data.masks.numel(), study / data.masks.numel()
+
+
+def evaluate(model: UNet, data: Data, device: torch.device, batch_size: int = 16) -> float:
+    """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``."""
+    return evaluate_both(model, data, device, batch_size)[0]
 
 
 def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select: str,
@@ -172,7 +199,7 @@ def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=LR_DECAY)
-    hist = History(losses={name: [] for name in val})
+    hist = History(losses={name: [] for name in val}, study={name: [] for name in val})
     train_time, seen = 0.0, 0
     for epoch in range(cfg.epochs):
         model.train()
@@ -190,13 +217,23 @@ def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select
         train_time += time.perf_counter() - start
         sched.step()
         for name, data in val.items():
-            hist.losses[name].append(evaluate(model, data, device))
+            ce, study = evaluate_both(model, data, device)
+            hist.losses[name].append(ce)
+            hist.study[name].append(study)
         if hist.best_epoch < 0 or hist.losses[select][-1] < hist.losses[select][hist.best_epoch]:
             hist.best_epoch = epoch
             hist.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     hist.seconds_per_epoch = train_time / max(cfg.epochs, 1)
     hist.images_per_second = seen / max(train_time, 1e-9)
     return hist
+
+
+def constant_prediction_loss(masks: torch.Tensor) -> float:
+    """Cross-entropy (nats) of the best constant prediction, the particle fraction p: a model that learnt nothing."""
+    p = float(masks.float().mean())
+    if p <= 0 or p >= 1:
+        return 0.0
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
 
 
 def select_loss(losses: dict, select: str, target: str) -> tuple[float, int]:

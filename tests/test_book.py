@@ -30,15 +30,21 @@ MAIN_FIGURE = {"intro": None, "methods": "examples", "dose": "dose_pt", "defocus
 
 
 @pytest.fixture(scope="session")
-def book(smoke_cache, tmp_path_factory) -> Path:
-    """The ``--out`` folder of a built book: the smoke book built here, or ``$HRTEM_TL_BOOK_DIR``."""
+def build(smoke_cache, tmp_path_factory) -> tuple[Path, str | None]:
+    """(the ``--out`` folder of a built book, what its build printed): the smoke book built here by the README's
+    command, or ``$HRTEM_TL_BOOK_DIR`` (its terminal then unknown)."""
     if os.environ.get("HRTEM_TL_BOOK_DIR"):
-        return Path(os.environ["HRTEM_TL_BOOK_DIR"])
-    from hrtem_tl.book import build_book
-
+        return Path(os.environ["HRTEM_TL_BOOK_DIR"]), None
     out = tmp_path_factory.mktemp("book")
-    build_book("smoke", smoke_cache, "cpu", "synchronous", out=str(out))
-    return out
+    result = subprocess.run([sys.executable, "-m", "hrtem_tl", "book", "--preset", "smoke", "--cache",
+                             str(smoke_cache), "--device", "cpu", "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def book(build) -> Path:
+    return build[0]
 
 
 def html_dir(book: Path) -> Path:
@@ -53,6 +59,22 @@ def test_every_chapter_executed_and_rendered(book):
         assert (html_dir(book) / "chapters" / f"{name}.html").exists()
     assert (html_dir(book) / "index.html").exists()
     assert list((book / "figures").glob("*.png")), "static PNG copies of the figures"
+
+
+def test_the_build_terminal_is_progress_bars_and_a_few_lines(build):
+    out, terminal = build
+    if terminal is None:
+        pytest.skip("an existing build: its terminal was not captured")
+    lines = [line for line in terminal.replace("\r", "\n").splitlines() if line.strip()]
+    finished = [line for line in lines if "100%" in line]
+    for stage in ("scenes", "datasets", "pretrainings", "transfers", "chapters", "HTML"):
+        assert any(line.startswith(stage) for line in finished), f"no finished {stage} bar"
+    others = [line for line in lines if "%|" not in line]
+    assert len(others) <= 4, others  # the index and log paths, nothing else
+    for chatter in ("INFO", "distributed", "without encryption", "Warning"):
+        assert chatter not in terminal
+    log = (out / "hrtem_tl.log").read_text()
+    assert "distributed" in log  # the chatter is kept in the build's log file
 
 
 def test_pages_reference_no_remote_script_or_style(book):
@@ -91,6 +113,12 @@ def server(book):
     httpd.shutdown()
 
 
+@pytest.fixture(scope="session", params=["http", "file"])
+def site(request, server, book) -> str:
+    """The book's root URL, served over http or opened from disk (file://, as a double-click opens it)."""
+    return server if request.param == "http" else html_dir(book).resolve().as_uri()
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -104,11 +132,11 @@ def browser():
 
 
 class Page:
-    """A chapter page opened with every non-loopback request blocked and its console errors recorded."""
+    """A chapter page opened with every request off this machine blocked and its console errors recorded."""
 
     def __init__(self, browser, url):
         self.errors, self.outside = [], []
-        self.page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        self.page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
         self.page.route("**/*", self._route)
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -117,7 +145,7 @@ class Page:
 
     def _route(self, route):
         url = route.request.url
-        if url.startswith("http://127.0.0.1") or url.startswith("data:"):
+        if url.startswith(("http://127.0.0.1", "data:", "file://", "blob:")):
             route.continue_()
         else:
             self.outside.append(url)
@@ -145,10 +173,8 @@ class Page:
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_page_in_a_browser(browser, server, book, chapter):
-    shots = book / "screenshots"
-    shots.mkdir(exist_ok=True)
-    page = Page(browser, f"{server}/chapters/{chapter}.html")
+def test_chapter_page_in_a_browser(browser, site, book, chapter):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
     views = page.views()
     n_charts = page.page.evaluate("document.querySelectorAll('.hrtem-chart').length")
     assert len(views) == n_charts == EXPECTED_CHARTS[chapter]
@@ -157,17 +183,64 @@ def test_chapter_page_in_a_browser(browser, server, book, chapter):
                                    f".mark-symbol path, #{view} svg .mark-image image, #{view} svg .mark-rule line')"
                                    ".length")
         assert marks > 0, f"{chapter}: chart {view} drew nothing"
-    page.page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
-    if MAIN_FIGURE[chapter]:
+    shots = book / "screenshots"
+    shots.mkdir(exist_ok=True)
+    scheme = site.split(":", 1)[0]
+    page.page.screenshot(path=str(shots / f"{chapter}-{scheme}.png"), full_page=True)
+    if MAIN_FIGURE[chapter] and scheme == "http":
         page.page.locator(f"#{MAIN_FIGURE[chapter]}").screenshot(path=str(shots / f"{chapter}-main.png"))
     assert not page.errors, page.errors
     assert not page.outside, page.outside
     page.page.close()
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_pages_show_no_machine_details_and_the_run_parameters_once(browser, site, book, chapter):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
+    text = page.page.inner_text("body")
+    cache = json.loads((book / "src" / "chapters" / f"{chapter}.ipynb").read_text())
+    injected = [c for c in cache["cells"] if "injected-parameters" in c["metadata"].get("tags", [])][0]
+    cache_path = next(line.split("=", 1)[1].strip().strip('"') for line in "".join(injected["source"]).splitlines()
+                      if line.startswith("cache ="))
+    for secret in (cache_path, str(Path.home()), str(book.resolve()), "PosixPath("):
+        assert secret not in text, f"{chapter} shows {secret!r}"
+    assert text.count("This page was computed with preset") == 1
+    page.page.close()
+
+
+def test_charts_export_png_and_svg_offline(browser, site):
+    page = Page(browser, f"{site}/chapters/dose.html")
+    page.views()
+    menu = page.page.locator("#dose_pt details")
+    menu.locator("summary").click()
+    links = menu.locator(".vega-actions a")
+    labels = links.all_text_contents()
+    assert any("PNG" in label for label in labels) and any("SVG" in label for label in labels), labels
+    assert not any("Editor" in label or "View Source" in label for label in labels), labels
+    with page.page.expect_download() as download:
+        links.filter(has_text="SVG").click()
+    assert download.value.suggested_filename.endswith(".svg")
+    assert "<svg" in Path(download.value.path()).read_text()
+    assert not page.errors and not page.outside
+    page.page.close()
+
+
+@pytest.mark.parametrize("chapter, header", [("dose", "source,target,freeze,seed,P,T,P_study,T_study"),
+                                             ("defocus", "source,target,freeze,seed,P,T,P_study,T_study"),
+                                             ("structure", "source,target,freeze,seed,P,T,P_study,T_study")])
+def test_each_chapter_offers_its_figure_data_as_csv(browser, site, chapter, header):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
+    with page.page.expect_download() as download:
+        page.page.locator("a.hrtem-download").first.click()
+    assert download.value.suggested_filename == f"{chapter}_models.csv"
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == header and len(lines) > 10
+    page.page.close()
+
+
 @pytest.mark.parametrize("chapter", ["dose", "defocus", "structure"])
-def test_freeze_and_reduction_pickers_change_the_drawn_values(browser, server, chapter):
-    page = Page(browser, f"{server}/chapters/{chapter}.html")
+def test_freeze_and_reduction_pickers_change_the_drawn_values(browser, site, chapter):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
     view = MAIN_FIGURE[chapter]
     page.views()
     before_data, before_drawn = page.data(view), page.drawn(view)
@@ -184,8 +257,8 @@ def test_freeze_and_reduction_pickers_change_the_drawn_values(browser, server, c
     page.page.close()
 
 
-def test_example_viewer_switches_images(browser, server):
-    page = Page(browser, f"{server}/chapters/methods.html")
+def test_example_viewer_switches_images(browser, site):
+    page = Page(browser, f"{site}/chapters/methods.html")
     page.views()
     select = page.page.locator("#examples select")
     options = select.locator("option").all_text_contents()
