@@ -11,20 +11,6 @@ import numpy as np
 from .presets import get_preset
 
 
-def _timed(fn, repeat: int = 1):
-    """(seconds per call of the fastest of ``repeat`` calls after one warm-up, peak traced MiB, result)."""
-    out = fn()
-    best = np.inf
-    tracemalloc.start()
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return best, peak, out
-
-
 def _max_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 

@@ -63,12 +63,13 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 # ---------------------------------------------------------------- charts
 
-SCALES = {"cross-entropy": "", "study's scale": "_study"}
+SCALES = {"study's scale": "_study", "cross-entropy": ""}
 
 
 def scale_param():
-    """Loss scale picker: our cross-entropy (nats) or the study's published scale (``train.study_scale_loss``)."""
-    return alt.param(name="scale", value="cross-entropy",
+    """Loss scale picker: the study's published scale (``train.study_scale_loss``; the claims use it, so it is
+    shown first) or our cross-entropy (nats)."""
+    return alt.param(name="scale", value="study's scale",
                      bind=alt.binding_radio(options=list(SCALES), name="loss "))
 
 

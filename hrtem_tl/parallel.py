@@ -32,8 +32,10 @@ def _start(scheduler: str | None, n_workers: int):
     if scheduler is not None:
         return Client(scheduler), None
     with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(SINGLE_THREAD_ENV)}):
+        # workers print only CRITICAL: a task's error reaches the client as its exception, and the heartbeat
+        # "Failed to communicate with scheduler" traceback that a worker may log while the cluster closes is noise
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env=SINGLE_THREAD_ENV, silence_logs=logging.WARNING)
+                               env=SINGLE_THREAD_ENV, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
 
 

@@ -5,7 +5,8 @@
 - ``cpu`` (default): every dataset of every series, every cell of every figure and all three freezing options, on
   a 2-core laptop in about 20 minutes. Each shrunk number says why it was chosen.
 - ``cpu-fine``: the cpu preset on 0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel
-  (what the dose series' asymmetry needs), with larger crops; about 45 minutes on 2 cores.
+  (what the dose series' asymmetry needs) and diamond C and Si particles are learned (what the structure verdicts
+  need), with larger crops; 41 minutes on 2 cores.
 - ``smoke``: seconds, for the tests. Particle radii are scaled down to fit a small field: not for conclusions.
 """
 
@@ -142,7 +143,7 @@ PRESETS: dict[str, Preset] = {
                           "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
                           "dose; the cpu preset's 0.5 Å pixels give 6.25x",
             "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
-            "all": "otherwise the cpu preset: the whole book in about 45 minutes on 2 cores",
+            "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores",
         },
     ),
     "smoke": Preset(

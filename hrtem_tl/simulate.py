@@ -1,4 +1,5 @@
-"""Imaging physics: exit waves by multislice (abTEM), labels, zero-defocus calibration, optics and dose.
+"""Imaging physics: exit waves by multislice (abTEM's physics, ``multislice``), labels, zero-defocus calibration,
+optics and dose.
 
 Units: lengths in Å, energies in eV, doses in electrons per Å2, angles in rad. STUDY.md section 2 gives every
 number. Conventions:
@@ -10,8 +11,8 @@ number. Conventions:
 - ``CS`` = 0: the study gives no spherical aberration (an aberration-corrected microscope); we assume none.
 - Frozen phonons: optics are applied to each configuration's wave and the intensities are averaged.
 - Order as in the study: exit wave -> downsample (Fourier crop) to the output pixel -> optics -> intensity -> dose.
-  The multislice runs on the GPU when asked (abTEM + CuPy); the optics run in numpy on the small output grid
-  (2 ms per cpu-preset image, 44 ms at the paper's 640 x 640), so they need no GPU.
+  The multislice runs on the GPU when asked (``device="cuda"``, through CuPy); the optics run in numpy on the small
+  output grid (2 ms per cpu-preset image, 44 ms at the paper's 640 x 640), so they need no GPU.
 """
 
 from __future__ import annotations

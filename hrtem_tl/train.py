@@ -236,6 +236,31 @@ def constant_prediction_loss(masks: torch.Tensor) -> float:
     return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
 
 
+def particle_fraction_of(constant_loss: float) -> float:
+    """The minority-class fraction f <= 0.5 whose constant-prediction cross-entropy is ``constant_loss`` (nats):
+    the inverse of :func:`constant_prediction_loss` (bisection; the entropy rises monotonically on [0, 0.5])."""
+    lo, hi = 0.0, 0.5
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        entropy = -(mid * np.log(mid) + (1 - mid) * np.log(1 - mid)) if mid > 0 else 0.0
+        lo, hi = (mid, hi) if entropy < constant_loss else (lo, mid)
+    return (lo + hi) / 2
+
+
+def study_scale_constant_loss(fraction: float) -> float:
+    """The study-scale loss (:func:`study_scale_loss`) of the best constant prediction for masks whose particle
+    fraction is ``fraction``. With q the constant probability of the minority class f, the loss f L(q) +
+    (1 - f) L(1 - q), L(p) = log(1 + e^(1 - 2 p)) - floor, is least at q = 0 while f <= 1 / (1 + e) (it is then f:
+    L(0) = 1), else where f / (1 - f) = e^(2 q - 1)."""
+    f = min(fraction, 1 - fraction)
+    q = max(0.0, (1 - np.log((1 - f) / f)) / 2) if f > 0 else 0.0
+
+    def loss(p):
+        return float(np.log1p(np.exp(1 - 2 * p)) - STUDY_FLOOR)
+
+    return f * loss(q) + (1 - f) * loss(1 - q)
+
+
 def select_loss(losses: dict, select: str, target: str) -> tuple[float, int]:
     """Loss on ``target`` at the epoch of lowest loss on ``select``, and that epoch.
 

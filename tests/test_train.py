@@ -8,7 +8,21 @@ from torch.nn import functional as F
 from hrtem_tl import study
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
-from hrtem_tl.train import Data, TrainConfig, batches, dihedral, fit, load_model, new_model, save_model, select_loss
+from hrtem_tl.train import (
+    Data,
+    TrainConfig,
+    batches,
+    constant_prediction_loss,
+    dihedral,
+    fit,
+    load_model,
+    new_model,
+    particle_fraction_of,
+    save_model,
+    select_loss,
+    study_scale_constant_loss,
+    study_scale_loss,
+)
 
 
 def test_paper_width_has_about_14_million_parameters():
@@ -54,6 +68,25 @@ def test_cross_entropy_of_a_perfect_prediction_is_zero():
     assert F.cross_entropy(logits, y).item() < 1e-6
     # and no softmax artefact: the published floor would be log(1 + 1/e) = 0.3133
     assert F.cross_entropy(torch.softmax(logits, 1), y).item() == pytest.approx(np.log(1 + 1 / np.e), abs=1e-4)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.134, 0.25, 0.3, 0.45, 0.5])
+def test_constant_prediction_losses_are_the_best_constant_on_each_scale(fraction):
+    masks = torch.zeros(1, 100, 100, dtype=torch.long)
+    masks.view(-1)[: int(fraction * 10_000)] = 1
+    entropy = constant_prediction_loss(masks)
+    assert particle_fraction_of(entropy) == pytest.approx(fraction, abs=1e-6)
+    # the best constant probability of the particle class, found by brute force over a fine grid of logits
+    best_ce, best_study = np.inf, np.inf
+    for q in np.linspace(1e-4, 1 - 1e-4, 2001):
+        logits = torch.tensor([np.log(1 - q), np.log(q)], dtype=torch.float32).view(1, 2, 1, 1).expand(1, 2, 100, 100)
+        best_ce = min(best_ce, F.cross_entropy(logits, masks).item())
+        best_study = min(best_study, study_scale_loss(logits, masks).mean().item())
+    assert entropy == pytest.approx(best_ce, abs=1e-4)
+    assert study_scale_constant_loss(fraction) == pytest.approx(best_study, abs=1e-4)
+    # on the study's scale a constant prediction costs about the error rate of calling every pixel background
+    if fraction <= 1 / (1 + np.e):
+        assert study_scale_constant_loss(fraction) == pytest.approx(fraction, abs=1e-6)
 
 
 def test_dihedral_group_has_eight_distinct_members():
