@@ -70,8 +70,9 @@ figures.Download(models, "defocus_models.csv", "Download the per-model table beh
 sweep = study.sweep_rows(results, pr)
 sweep = sweep.assign(**{"learning rates": [f"pretrain {a:g} / transfer {b:g}"
                                            for a, b in zip(sweep.lr_pretrain, sweep.lr_transfer)]})
-figures.show(figures.distribution_chart(sweep[["transfer_size", "freeze", "learning rates", "T", "target"]],
-                                        "transfer_size", "transfer images", column="learning rates",
+figures.show(figures.distribution_chart(sweep[["transfer_size", "freeze", "learning rates", "T_study", "target"]],
+                                        "transfer_size", "transfer images", column="learning rates", y="T_study",
+                                        y_title="T: loss after transfer (study's scale)",
                                         title="T over the sweep's targets, by transfer set size"), "defocus_hyper",
              static_dir)
 
@@ -100,9 +101,11 @@ lr_pre, lr_tr = pr.main_lr
 tl = results[(results.kind == "transfer") & (results.source == src) & (results.target == tgt)
              & (results.lr_pretrain == lr_pre) & (results.lr_transfer == lr_tr)].copy()
 tl["method"] = [f"transfer, {n} images" for n in tl.transfer_size]
-baseline = pd.concat([mix[["method", "freeze", "T"]], tl[["method", "freeze", "T"]]], ignore_index=True)
+columns = ["method", "freeze", "T_study"]  # the study's scale, as the claim below
+baseline = pd.concat([mix[columns], tl[columns]], ignore_index=True)
 order = sorted(baseline.method.unique(), key=lambda m: (m.startswith("transfer"), len(m), m))
-figures.show(figures.reduced_bars(baseline, "method", "training", "T", f"loss on {float(tgt) / 10:g} nm (nats)",
+figures.show(figures.reduced_bars(baseline, "method", "training", "T_study",
+                                  f"loss on {float(tgt) / 10:g} nm (study's scale)",
                                   title=f"{float(src) / 10:g} nm -> {float(tgt) / 10:g} nm", sort=order),
              "defocus_baseline", static_dir)
 
@@ -122,7 +125,7 @@ ood["source"] = ood.source.map(lambda d: figures.domain_label("defocus", d))
 ood_long = ood.melt(id_vars=["source", "freeze", "target"], value_vars=["P", "T"], var_name="stage",
                     value_name="sd")
 figures.show(figures.distribution_chart(ood_long, "stage", "", column="source", y="sd",
-                                        y_title="sd of loss across defocus datasets",
+                                        y_title="sd of loss across defocus datasets (study's scale)",
                                         title="Spread across defocus domains, by pretraining defocus (nm)"),
              "defocus_ood", static_dir)
 

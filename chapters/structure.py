@@ -75,20 +75,20 @@ figures.Download(models, "structure_models.csv", "Download the per-model table (
 # ## Small and large particles
 
 # %% tags=["hide-input"]
-size_rows = []
+size_rows = []  # on the study's scale, as the size claims below
 for _, row in results[results.kind == "transfer"].iterrows():
     a, b = row.source.rsplit("_", 1), row.target.rsplit("_", 1)
     if a[0] == b[0] and a[1] != b[1]:
         for stage in ("P", "T"):
             size_rows.append({"pairing": f"{a[1]} -> {b[1]}", "freeze": row.freeze, "stage": stage,
-                              "loss": row[stage], "lattice": a[0]})
+                              "loss": row[f"{stage}_study"], "lattice": a[0]})
 for _, row in results[results.kind == "pretrain"].iterrows():  # in-distribution reference: each on its own size
     lattice, size = row.source.rsplit("_", 1)
     for freeze in FREEZE_OPTIONS:
         size_rows.append({"pairing": f"{size} -> {size}", "freeze": freeze, "stage": "P",
-                          "loss": json.loads(row.P_all)[row.source], "lattice": lattice})
+                          "loss": json.loads(row.P_all_study)[row.source], "lattice": lattice})
 figures.show(figures.distribution_chart(pd.DataFrame(size_rows), "pairing", "pretraining size -> target size",
-                                        column="stage", y="loss", y_title="loss (nats)",
+                                        column="stage", y="loss", y_title="loss (study's scale)",
                                         title="Loss by particle size"), "structure_size", static_dir)
 
 # %% [markdown]
