@@ -75,7 +75,7 @@ figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=
 # study's size ("comparable" claims: within a factor 1.25; "not necessarily": at least a quarter of the models).
 # Before any verdict, each series must have learned: every pretraining's loss on its own domain at most two thirds
 # of the loss of a constant prediction of its masks, both on the study's scale. The study's own pretrainings pass
-# this rule (each line below ends with the worst of them); a threshold of one half would fail its diamond-C model.
+# this rule (each line below names the worst of them); a threshold of one half would fail its diamond-C model.
 #
 # - {glue:text}`sanity_dose`
 # - {glue:text}`sanity_defocus`
