@@ -91,6 +91,49 @@ class Preset:
 
 
 
+CPU = Preset(
+    name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
+    substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
+    particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
+    n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
+    width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
+    transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
+    augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
+    structure_transfers="figure",
+    notes={
+        "extent": "80 Å is the smallest field that holds a large particle (diameter up to 70 Å)",
+        "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
+        "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive; a dose "
+                      "then gives 6.25x the study's counts per pixel (7.5-150 e- for 30-600 e-/Å², the "
+                      "study 1.2-24): see the cpu-fine preset",
+        "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
+        "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart; one large "
+                     "particle per scene, hence large_train_scale",
+        "counts": "64/16 CdSe scenes and 32/8 per structure dataset (64 for large particles) keep the "
+                  "simulation under 4 minutes",
+        "width": "8 channels (0.22 M parameters): the three series train in about 13 minutes on 2 cores",
+        "epochs": "6 + 6; each pretraining epoch shows 1024 random crops (64 minibatches), the study's "
+                  "512 images x 8 forms (256 minibatches) of a larger field",
+        "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
+              "two (pretrain, transfer) pairs ten times apart, as the study's aggressive and gentle ones",
+        "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
+        "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to -25, 0 and +25 nm",
+        "structure_transfers": "transfers the figures show: small->small, and small<->large per lattice",
+    },
+)
+
+# the cpu preset on the multislice sampling as pixels, with larger crops and more of them per epoch
+CPU_FINE = replace(
+    CPU, name="cpu-fine", pixel_size=0.25, crop=96, epoch_crops=2048,
+    notes={
+        "pixel_size": "0.25 Å (the multislice sampling, no downsampling): a dose gives 1.56x the study's "
+                      "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
+                      "dose; the cpu preset's 0.5 Å pixels give 6.25x",
+        "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
+        "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores",
+    },
+)
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper", extent=128.0, sim_sampling=0.1, pixel_size=0.2, slice_thickness=2.0, n_phonons=8,
@@ -99,53 +142,8 @@ PRESETS: dict[str, Preset] = {
         n_train=512, n_val=128, structure_train=512, structure_val=128,
         notes={"n_val": "the study does not state its validation size; 128 is our choice"},
     ),
-    "cpu": Preset(
-        name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
-        substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
-        particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
-        n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
-        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
-        transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
-        augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
-        structure_transfers="figure",
-        notes={
-            "extent": "80 Å is the smallest field that holds a large particle (diameter up to 70 Å)",
-            "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
-            "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive; a dose "
-                          "then gives 6.25x the study's counts per pixel (7.5-150 e- for 30-600 e-/Å², the "
-                          "study 1.2-24): see the cpu-fine preset",
-            "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
-            "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart; one large "
-                         "particle per scene, hence large_train_scale",
-            "counts": "64/16 CdSe scenes and 32/8 per structure dataset (64 for large particles) keep the "
-                      "simulation under 4 minutes",
-            "width": "8 channels (0.22 M parameters): the three series train in about 13 minutes on 2 cores",
-            "epochs": "6 + 6; each pretraining epoch shows 1024 random crops (64 minibatches), the study's "
-                      "512 images x 8 forms (256 minibatches) of a larger field",
-            "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
-                  "two (pretrain, transfer) pairs ten times apart, as the study's aggressive and gentle ones",
-            "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
-            "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to -25, 0 and +25 nm",
-            "structure_transfers": "transfers the figures show: small->small, and small<->large per lattice",
-        },
-    ),
-    "cpu-fine": Preset(
-        name="cpu-fine", extent=80.0, sim_sampling=0.25, pixel_size=0.25, slice_thickness=2.0, n_phonons=1,
-        substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
-        particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
-        n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
-        width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
-        transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
-        augment="all8", crop=96, epoch_crops=2048, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
-        structure_transfers="figure",
-        notes={
-            "pixel_size": "0.25 Å (the multislice sampling, no downsampling): a dose gives 1.56x the study's "
-                          "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
-                          "dose; the cpu preset's 0.5 Å pixels give 6.25x",
-            "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
-            "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores",
-        },
-    ),
+    "cpu": CPU,
+    "cpu-fine": CPU_FINE,
     "smoke": Preset(
         name="smoke", extent=48.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=4.0, n_phonons=1,
         substrate_thickness=(10.0, 20.0), cdse_diameter=(16.0, 24.0),
@@ -162,6 +160,7 @@ PRESETS: dict[str, Preset] = {
                       "of the defocus and structure series (every pretraining still runs)"},
     ),
 }
+
 
 
 def get_preset(name: str | Preset, seeds=None) -> Preset:
