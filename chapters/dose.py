@@ -20,8 +20,9 @@
 #
 # The study's Fig 9.1. U-Nets pretrained on CdSe images at one electron dose are transferred to every other dose.
 # Each cell is a (pretraining dose, target dose) pair; **P** is the loss on the target after pretraining alone,
-# **T** after transfer learning. Use the checkboxes to pick which freezing options enter each cell and the radio
-# buttons to pick how the models of a cell are reduced.
+# **T** after transfer learning. A P cell pools every pretraining of its pretraining dose (independent replicates,
+# as the study pooled every model pretrained on a source), so it does not depend on the freezing checkboxes; they
+# pick which transfers enter a T cell. The radio buttons pick how the models of a cell are reduced.
 
 # %% tags=["parameters"]
 preset = "cpu"  # smoke | cpu | cpu-fine | paper
@@ -32,6 +33,8 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
+import pandas as pd
+
 from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.presets import get_preset
 
@@ -47,24 +50,51 @@ figures.show(figures.pt_heatmaps(models, "dose", order, "Loss on the target dose
              "dose_pt", static_dir)
 
 # %% tags=["hide-input"]
-card = claims.glue_scorecard(evidence, figures.glue_value)
+card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)
 figures.glue_value("dose_n_models", int((results.kind == "transfer").sum()))
 figures.Download(models, "dose_models.csv", "Download the per-model table behind the heatmaps")
 
 # %% [markdown]
-# **What the run shows** ({glue:text}`dose_n_models` transfer models). {glue:text}`dose_sanity`
+# **What the run shows** ({glue:text}`dose_n_models` transfer models; every P cell pools
+# {glue:text}`dose_replicates` pretrainings of its source). {glue:text}`dose_sanity`. Each statistic carries its
+# 90 % bootstrap interval (pretrainings of each source and transfers of each cell resampled); the verdicts:
+# {glue:text}`dose_verdicts`.
 #
 # - After pretraining, a model carried from a lower to a higher dose loses more than one carried the other way:
-#   the signed balance over the ten dose pairs is {glue:text}`claim_dose_low_to_high_run:+.2f` here
+#   the signed balance over the ten dose pairs is {glue:text}`claim_dose_low_to_high_run:+.2f`
+#   {glue:text}`claim_dose_low_to_high_interval` here
 #   ({glue:text}`claim_dose_low_to_high_study:+.2f` in the study): **{glue:text}`claim_dose_low_to_high_verdict`**.
 #   Rows of low-dose pretraining are worse: {glue:text}`claim_dose_low_worse_run:+.2f`
+#   {glue:text}`claim_dose_low_worse_interval`
 #   (study {glue:text}`claim_dose_low_worse_study:+.2f`), **{glue:text}`claim_dose_low_worse_verdict`**.
 # - After transfer the pretraining dose fades: log10 of the spread of log loss across pretraining doses before
-#   over after transfer is {glue:text}`claim_dose_source_fades_run:+.2f` (study
+#   over after transfer is {glue:text}`claim_dose_source_fades_run:+.2f`
+#   {glue:text}`claim_dose_source_fades_interval` (study
 #   {glue:text}`claim_dose_source_fades_study:+.2f`), **{glue:text}`claim_dose_source_fades_verdict`**; the loss
 #   tracks the target's signal-to-noise (minus the rank correlation of target dose and median T:
-#   {glue:text}`claim_dose_tracks_snr_run:+.2f`, study
+#   {glue:text}`claim_dose_tracks_snr_run:+.2f` {glue:text}`claim_dose_tracks_snr_interval`, study
 #   {glue:text}`claim_dose_tracks_snr_study:+.2f`), **{glue:text}`claim_dose_tracks_snr_verdict`**.
+
+# %% [markdown]
+# ## Can the distance between doses predict the loss?
+#
+# The distance between two doses is the log ratio of their electrons per pixel (`hrtem_tl.optics`). Each point is
+# an off-diagonal cell, its loss over the median of its target column; the picker switches between P and T.
+
+# %% tags=["hide-input"]
+distance_cells = {run: pd.concat([claims.distance_table(ev, s).assign(stage=s) for s in ("P", "T")])
+                  for run, ev in (("ours", evidence), ("study", claims.published("dose")))}
+figures.show(figures.distance_chart(distance_cells["ours"], distance_cells["study"], "dose",
+                                    "Loss against the distance between doses (off-diagonal cells)"),
+             "dose_distance", static_dir)
+
+# %% [markdown]
+# After pretraining the loss grows with the distance (mean rank correlation over targets
+# {glue:text}`claim_dose_distance_p_run:+.2f` {glue:text}`claim_dose_distance_p_interval`, study
+# {glue:text}`claim_dose_distance_p_study:+.2f`: **{glue:text}`claim_dose_distance_p_verdict`**); after transfer
+# it weakens (log10 ratio of the slopes {glue:text}`claim_dose_distance_t_run:+.2f`
+# {glue:text}`claim_dose_distance_t_interval`, study {glue:text}`claim_dose_distance_t_study:+.2f`:
+# **{glue:text}`claim_dose_distance_t_verdict`**).
 
 # %% [markdown]
 # ## Beside the published values
@@ -83,8 +113,10 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("dose"), "dose", 
 #
 # ## The claims of this chapter
 #
-# Each statistic is computed by `hrtem_tl.claims` from this run's table and from the published cells; a claim
-# holds when this run's statistic points the study's way with at least half the study's size.
+# Each statistic is computed by `hrtem_tl.claims` from this run's table and from the published cells. A claim
+# **holds** when this run's statistic reaches the bar (half the study's size) and its 90 % interval excludes 0;
+# it **contradicts** the study when the interval lies at or below 0; **weaker** when the interval lies between 0
+# and the bar; **undecided** when the interval spans a boundary (with the replicates that would likely decide it).
 
 # %% tags=["hide-input"]
 figures.Table(claims.display_table(card))

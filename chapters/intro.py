@@ -60,9 +60,12 @@ for stage in ("simulate", "train"):
     figures.glue_value(f"time_{stage}_min", timings.get(stage, float("nan")) / 60)
 figures.glue_value("preset_name", pr.name)
 evidence = {name: claims.evidence(name, study.results(name, pr, cache, device), pr) for name in datasets.SERIES}
-cards = pd.concat([claims.scorecard(ev) for ev in evidence.values()], ignore_index=True)
+cards = pd.concat([claims.cached_scorecard(ev, cache) for ev in evidence.values()], ignore_index=True)
 figures.glue_value("claims_total", len(cards))
 figures.glue_value("claims_holding", int((cards.verdict == "holds").sum()))
+figures.glue_value("claims_verdicts", claims.verdict_counts(cards))
+figures.glue_value("confidence_pct", int(claims.CONFIDENCE * 100))
+figures.glue_value("n_bootstrap", claims.N_BOOTSTRAP)
 for name, ev in evidence.items():
     figures.glue_value(f"sanity_{name}", claims.sanity_line(ev))
 figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
@@ -71,17 +74,34 @@ figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=
 # ## Does this run reach the study's conclusions?
 #
 # Each finding of the study is a statistic computed by `hrtem_tl.claims` on this run's results and on the
-# published values; a claim **holds** when this run's statistic points the study's way with at least half the
-# study's size ("comparable" claims: within a factor 1.25; "not necessarily": at least a quarter of the models).
-# Before any verdict, each series must have learned: every pretraining's loss on its own domain at most two thirds
-# of the loss of a constant prediction of its masks, both on the study's scale. The study's own pretrainings pass
-# this rule (each line below names the worst of them); a threshold of one half would fail its diamond-C model.
+# published values, signed so that a positive value supports it. A heatmap cell of the study is a crowd (each P
+# cell pools every model pretrained on its source: 36 to 1440 of them), so here each source is pretrained several
+# times independently (replicates), and every statistic carries a {glue:text}`confidence_pct` % bootstrap interval
+# ({glue:text}`n_bootstrap` draws that resample the pretrainings of each source and the transfers of each cell).
+# The verdict reads the statistic and its interval against a **bar**: half the study's value for a direction
+# claim, a quarter of the models for "not necessarily", a factor 1.25 either way for "comparable".
+#
+# - **holds**: the statistic reaches the bar and the interval excludes 0 (a comparable claim: the interval lies
+#   within the factor);
+# - **contradicts**: the interval lies at or below 0 (the effect is absent or reversed; a comparable claim: the
+#   interval lies outside the factor);
+# - **weaker**: the interval lies between 0 and the bar (the study's sign, firmly less than half its size);
+# - **undecided**: the interval spans a boundary; the table says about how many replicates would likely decide it.
+#
+# Before any verdict, each series must have learned: every source's median loss on its own domain at most two
+# thirds of the loss of a constant prediction of its masks, both on the study's scale. The study's own
+# pretrainings pass this rule (each line below names the worst of them); a threshold of one half would fail its
+# diamond-C model.
 #
 # - {glue:text}`sanity_dose`
 # - {glue:text}`sanity_defocus`
 # - {glue:text}`sanity_structure`
 #
-# In this run **{glue:text}`claims_holding` of {glue:text}`claims_total`** claims hold:
+# In this run, of {glue:text}`claims_total` claims: **{glue:text}`claims_verdicts`**. The figure shows each
+# claim's statistic with its interval, the study's own value and the bar; the table below gives the numbers.
+
+# %% tags=["hide-input"]
+figures.show(figures.forest_plot(cards), "claims_forest", static_dir)
 
 # %% tags=["hide-input"]
 figures.Table(claims.display_table(cards, statistic=False))
@@ -99,6 +119,7 @@ figures.Table(pd.DataFrame([{
     "phonons": p.n_phonons, "train/val scenes (CdSe)": f"{p.n_train}/{p.n_val}",
     "train/val per structure": f"{p.structure_train}/{p.structure_val}", "U-Net width": p.width,
     "epochs per stage": p.epochs, "seeds": len(p.seeds),
+    "replicates (dose/defocus/structure)": "/".join(str(p.n_replicates(s)) for s in ("dose", "defocus", "structure")),
     "models (dose/defocus/structure)": "/".join(str(sum(grid_size(s, p).values()))
                                                 for s in ("dose", "defocus", "structure"))}
     for p in PRESETS.values()]))

@@ -31,8 +31,6 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
-import json
-
 import pandas as pd
 
 from hrtem_tl import claims, figures, study
@@ -45,11 +43,13 @@ results = study.results("structure", pr, cache, device)
 evidence = claims.evidence("structure", results, pr)
 small = [f"{name}_small" for name in LATTICES]
 models = study.model_table(results, "structure", pr)
-card = claims.glue_scorecard(evidence, figures.glue_value)
+card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)
 figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
 
 # %% [markdown]
-# {glue:text}`structure_sanity`
+# {glue:text}`structure_sanity`. Every P cell pools {glue:text}`structure_replicates` pretrainings of its source
+# (P does not depend on the freezing checkboxes); each statistic carries its 90 % bootstrap interval, and the
+# verdicts of this chapter are: {glue:text}`structure_verdicts`.
 #
 # ## Lattice x lattice, small particles
 
@@ -64,29 +64,30 @@ figures.Download(models, "structure_models.csv", "Download the per-model table (
 # %% [markdown]
 # After pretraining, a source of the target's own crystal symmetry transfers better than sources of other
 # symmetries: the mean sign over such source pairs is {glue:text}`claim_structure_symmetry_run:+.2f`
+# {glue:text}`claim_structure_symmetry_interval`
 # (study {glue:text}`claim_structure_symmetry_study:+.2f`), **{glue:text}`claim_structure_symmetry_verdict`**.
-# Within a symmetry class, the lighter lattice transfers better to the heavier than the reverse:
-# {glue:text}`claim_structure_lighter_run:+.2f` (study {glue:text}`claim_structure_lighter_study:+.2f`),
+# Within a symmetry class, the model pretrained on the lighter lattice does better than the heavier one's on the
+# same small target (the sign of their difference over the four classes of two lattices and the nine targets,
+# their own two included, averaged):
+# {glue:text}`claim_structure_lighter_run:+.2f` {glue:text}`claim_structure_lighter_interval` (study
+# {glue:text}`claim_structure_lighter_study:+.2f`),
 # **{glue:text}`claim_structure_lighter_verdict`**. After transfer, T varies more between target lattices than
 # between pretraining lattices: log10 of the ratio of the two spreads is
-# {glue:text}`claim_structure_target_run:+.2f` (study {glue:text}`claim_structure_target_study:+.2f`),
+# {glue:text}`claim_structure_target_run:+.2f` {glue:text}`claim_structure_target_interval` (study
+# {glue:text}`claim_structure_target_study:+.2f`),
 # **{glue:text}`claim_structure_target_verdict`**.
 #
 # ## Small and large particles
 
 # %% tags=["hide-input"]
-size_rows = []  # on the study's scale, as the size claims below
-for _, row in results[results.kind == "transfer"].iterrows():
-    a, b = row.source.rsplit("_", 1), row.target.rsplit("_", 1)
-    if a[0] == b[0] and a[1] != b[1]:
-        for stage in ("P", "T"):
-            size_rows.append({"pairing": f"{a[1]} -> {b[1]}", "freeze": row.freeze, "stage": stage,
-                              "loss": row[f"{stage}_study"], "lattice": a[0]})
-for _, row in results[results.kind == "pretrain"].iterrows():  # in-distribution reference: each on its own size
-    lattice, size = row.source.rsplit("_", 1)
-    for freeze in FREEZE_OPTIONS:
-        size_rows.append({"pairing": f"{size} -> {size}", "freeze": freeze, "stage": "P",
-                          "loss": json.loads(row.P_all_study)[row.source], "lattice": lattice})
+size_rows = []  # on the study's scale, as the size claims below: P from every pretraining, T from the transfers
+for _, row in models.iterrows():
+    (a_lattice, a_size), (b_lattice, b_size) = row.source.rsplit("_", 1), row.target.rsplit("_", 1)
+    if a_lattice != b_lattice or (row.stage == "T" and a_size == b_size):
+        continue
+    for freeze in (FREEZE_OPTIONS if row.freeze == study.PRETRAINED else (row.freeze,)):
+        size_rows.append({"pairing": f"{a_size} -> {b_size}", "freeze": freeze, "stage": row.stage,
+                          "loss": row.loss_study, "lattice": a_lattice})
 figures.show(figures.distribution_chart(pd.DataFrame(size_rows), "pairing", "pretraining size -> target size",
                                         column="stage", y="loss", y_title="loss (study's scale)",
                                         title="Loss by particle size"), "structure_size", static_dir)
@@ -94,8 +95,10 @@ figures.show(figures.distribution_chart(pd.DataFrame(size_rows), "pairing", "pre
 # %% [markdown]
 # On large particles, small-trained models lose after pretraining: the median over lattices of
 # log10(P(small -> large) / P(large -> large)) is {glue:text}`claim_size_small_loses_run:+.2f`
+# {glue:text}`claim_size_small_loses_interval`
 # (study {glue:text}`claim_size_small_loses_study:+.2f`), **{glue:text}`claim_size_small_loses_verdict`**;
-# transfer closes that gap by {glue:text}`claim_size_irons_out_run:+.2f` (study
+# transfer closes that gap by {glue:text}`claim_size_irons_out_run:+.2f` {glue:text}`claim_size_irons_out_interval`
+# (study
 # {glue:text}`claim_size_irons_out_study:+.2f`), **{glue:text}`claim_size_irons_out_verdict`**.
 #
 # ## Beside the published values

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     from . import console
     from .cache import cache_dir
-    from .presets import get_preset
+    from .presets import command, get_preset
 
     if args.command == "bench":
         from . import bench as benchmarks
@@ -100,7 +100,7 @@ def _run(args) -> int:
         from .study import run_study
 
         run_study(args.series, preset, args.cache, args.device, args.scheduler)
-        print(f"trained; `python -m hrtem_tl claims --preset {preset.name}` reads the verdicts; log: {log}")
+        print(f"trained; `{command('claims', args.series, preset, args.cache)}` reads the verdicts; log: {log}")
     else:
         from .book import build_book
 

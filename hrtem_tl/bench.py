@@ -154,3 +154,44 @@ def bench_train(presets=("cpu",), batches: int = 6, device: str = "auto") -> Non
                 else f"{_max_rss_gib():.2f} GiB RSS")
         print(f"{label:15s} {width:5d} {size:5d} {params:9.2f}  " + "  ".join(f"{r:14.1f}" for r in rates)
               + f"  {peak}")
+    bench_pretraining(device=device)
+
+
+def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
+    """One pretraining epoch of each series at ``preset``'s shapes (synthetic images: the time does not depend on
+    their content), validating every domain of the series after the epoch (the study's record) or only its own
+    (``validate_every_epoch`` off, the cpu presets): crops per second and the share of the epoch spent on
+    validation. Over E epochs the deferred form validates every domain once instead of E times."""
+    import torch
+
+    from .datasets import SERIES
+    from .train import Data, TrainConfig, fit, new_model, pick_device
+
+    pr, dev = get_preset(preset), pick_device(device)
+    side = pr.image_pixels
+    n_train = pr.epoch_crops // 8 if pr.crop and pr.epoch_crops else pr.n_train
+    print(f"\npretraining epoch at the {pr.name} preset ({pr.epoch_crops or n_train * 8} crops of "
+          f"{pr.crop or side} px, width {pr.width}), device {dev}, threads {torch.get_num_threads()}")
+    print("series     domains  val_images  every_domain_s  own_domain_s  crops/s_every  crops/s_own  saving_per_"
+          f"{pr.epochs}_epochs")
+    gen = torch.Generator().manual_seed(0)
+    for name, series in SERIES.items():
+        n_val = pr.structure_val if name == "structure" else pr.n_val
+        val = {d: Data(torch.randn(n_val, 1, side, side, generator=gen),
+                       torch.randint(0, 2, (n_val, side, side), generator=gen)) for d in series.domains}
+        train = Data(torch.randn(n_train, 1, side, side, generator=gen),
+                     torch.randint(0, 2, (n_train, side, side), generator=gen))
+        cfg = TrainConfig(epochs=1, lr=1e-3, batch_size=pr.batch_size, augment=pr.augment, crop=pr.crop, seed=0)
+        own = series.domains[0]
+        times = {}
+        for label, watched in (("every", val), ("own", {own: val[own]})):
+            start = time.perf_counter()
+            fit(new_model(pr.width, 0), train, watched, cfg, own, dev)
+            times[label] = time.perf_counter() - start
+        crops = n_train * (8 if pr.augment == "all8" else 1)
+        validation = times["every"] - times["own"]  # one epoch's validation of the other domains
+        total_every = pr.epochs * times["every"]
+        total_own = pr.epochs * times["own"] + validation
+        print(f"{name:10s} {len(series.domains):7d} {n_val * len(series.domains):11d} {times['every']:15.2f} "
+              f"{times['own']:13.2f} {crops / times['every']:14.0f} {crops / times['own']:12.0f} "
+              f"{1 - total_own / total_every:17.0%}")

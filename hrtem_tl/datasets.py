@@ -18,7 +18,7 @@ import numpy as np
 from . import simulate as sim
 from . import structures as st
 from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
-from .presets import Preset, get_preset
+from .presets import Preset, command, get_preset
 
 DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
 LABEL_LEVEL = 0.1  # the blurred label is a particle where > 0.1: its area then matches the projected discs
@@ -238,7 +238,7 @@ def derive_dataset(series: str, domain: str, split: str, preset: str | Preset, c
         loaded = load_or_none(scene_path(sspec, cache))
         if loaded is None:
             raise FileNotFoundError(f"scene {scene_path(sspec, cache)} is missing; run "
-                                    f"`python -m hrtem_tl simulate --series {series} --preset {spec['preset']}`")
+                                    f"`{command('simulate', series, get_preset(spec['preset']), cache)}`")
         smeta, arr = loaded
         rng = np.random.default_rng([_seed({k: spec[k] for k in ("series", "domain", "split")}), i])
         defocus = float(rng.normal(cond["defocus"], DEFOCUS_SD))
@@ -268,8 +268,7 @@ def load_dataset(series: str, domain: str, split: str, preset: str | Preset, cac
     path = dataset_path(series, domain, split, preset, cache)
     if not path.exists():
         raise FileNotFoundError(f"dataset {series}/{domain}/{split} of preset {get_preset(preset).name} is missing; "
-                                f"run `python -m hrtem_tl simulate --series {series} --preset "
-                                f"{get_preset(preset).name}`")
+                                f"run `{command('simulate', series, get_preset(preset), cache)}`")
     return load(path)
 
 

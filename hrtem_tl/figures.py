@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from . import datasets as ds
-from .claims import CITATION
+from .claims import CITATION, CONFIDENCE
 from .model import FREEZE_OPTIONS
-from .study import REDUCTIONS
+from .study import PRETRAINED, REDUCTIONS
 
 # ---------------------------------------------------------------- labels
 
@@ -73,18 +73,23 @@ def scale_param():
                      bind=alt.binding_radio(options=list(SCALES), name="loss "))
 
 
+PASS_ANY_FREEZE = f"datum.freeze == '{PRETRAINED}' || " + FREEZE_FILTER
+
+
 def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int = 26) -> alt.FacetChart:
-    """P and T heatmaps side by side on one colour scale, with freezing checkboxes and reduction and scale pickers."""
+    """P and T heatmaps side by side on one colour scale, with freezing checkboxes and reduction and scale pickers.
+
+    ``models`` is ``study.model_table``: P rows pool every pretraining of the source and pass every freezing
+    checkbox (P does not depend on it); T rows are the transfers of the checked options.
+    """
     data = models.assign(source=models.source.map(lambda d: domain_label(series, d)),
                          target=models.target.map(lambda d: domain_label(series, d)))
     labels = [domain_label(series, d) for d in order]
-    pick = {stage: f"scale == 'cross-entropy' ? datum.{stage} : datum.{stage}_study" for stage in ("P", "T")}
     base = (alt.Chart(alt.Data(values=_records(data)))
-            .transform_filter(FREEZE_FILTER)
-            .transform_calculate(**pick)
-            .transform_fold(["P", "T"], as_=["stage", "loss"])
-            .transform_aggregate(median="median(loss)", mean="mean(loss)", min="min(loss)", max="max(loss)",
-                                 models="count()", groupby=["source", "target", "stage"])
+            .transform_filter(PASS_ANY_FREEZE)
+            .transform_calculate(value_loss="scale == 'cross-entropy' ? datum.loss : datum.loss_study")
+            .transform_aggregate(median="median(value_loss)", mean="mean(value_loss)", min="min(value_loss)",
+                                 max="max(value_loss)", models="count()", groupby=["source", "target", "stage"])
             .transform_calculate(value="datum[reduction]"))
     heat = base.mark_rect().encode(
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
@@ -92,12 +97,56 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
         color=alt.Color("value:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True),
                         title="loss (log)"),
         tooltip=["source:O", "target:O", "stage:N", alt.Tooltip("value:Q", format=".4f"), "models:Q"])
-    stage_names = {"P": "P: after pretraining", "T": "T: after transfer learning"}
+    stage_names = {"P": "P: after pretraining (every replicate)", "T": "T: after transfer learning"}
     return (heat.properties(width=cell * len(labels), height=cell * len(labels))
             .facet(column=alt.Column("stage:N", title=None,
                                      header=alt.Header(labelExpr=f"{json.dumps(stage_names)}[datum.value]")))
             .add_params(*freeze_params(), reduction_param(), scale_param())
             .properties(title=title))
+
+
+VERDICT_COLOURS = {"holds": "#1a9850", "weaker": "#fdae61", "undecided": "#999999", "contradicts": "#d73027",
+                   "not learned": "#7570b3", "no verdict (test scale)": "#bbbbbb", "no data": "#dddddd"}
+
+
+def forest_plot(card: pd.DataFrame, width: int = 360) -> alt.Chart:
+    """Every claim a row: this run's statistic (dot, coloured by verdict) with its bootstrap interval (line), the
+    study's value (black diamond) and the bar the verdict uses (grey ticks: half the study's value, a share, or
+    the equivalence band ±log10 1.25); statistics on the study's scale."""
+    def finite(x):
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    rows = []
+    for _, r in card.iterrows():
+        label = f"{r.series}: {r.claim}"
+        label = label if len(label) <= 78 else label[:76] + "…"
+        bars = [-r.bar, r.bar] if r.kind == "equivalence" else [r.bar]
+        rows.append({"claim": label, "figure": r.figure, "verdict": r.verdict, "run": finite(r["this run"]),
+                     "low": finite(r.low), "high": finite(r.high), "study": finite(r.study),
+                     "bars": [finite(b) for b in bars]})
+    data = pd.DataFrame(rows)
+    order = list(data.claim)
+    y = alt.Y("claim:N", sort=order, title=None, axis=alt.Axis(labelLimit=520))
+    base = alt.Chart(alt.Data(values=_records(data)))
+    x_title = f"statistic (> 0 supports the claim; {int(CONFIDENCE * 100)} % bootstrap interval)"
+    zero = alt.Chart(alt.Data(values=[{"x": 0}])).mark_rule(color="#444", strokeDash=[2, 2]).encode(x="x:Q")
+    ticks = (base.transform_flatten(["bars"]).transform_filter("isValid(datum.bars)")
+             .mark_tick(color="#888", thickness=2, size=14).encode(x="bars:Q", y=y))
+    intervals = base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2).encode(
+        x=alt.X("low:Q", title=x_title), x2="high:Q", y=y,
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICT_COLOURS),
+                                                      range=list(VERDICT_COLOURS.values()))))
+    runs = base.transform_filter("isValid(datum.run)").mark_circle(size=70, opacity=1).encode(
+        x="run:Q", y=y, color="verdict:N",
+        tooltip=["claim:N", "figure:N", "verdict:N", alt.Tooltip("run:Q", format="+.2f"),
+                 alt.Tooltip("low:Q", format="+.2f"), alt.Tooltip("high:Q", format="+.2f"),
+                 alt.Tooltip("study:Q", format="+.2f")])
+    study = base.transform_filter("isValid(datum.study)").mark_point(
+        shape="diamond", color="black", size=60, filled=True).encode(x="study:Q", y=y)
+    return (alt.layer(zero, ticks, intervals, runs, study)
+            .properties(width=width, height=18 * len(order),
+                        title=alt.TitleParams("The study's claims: this run (dot and interval) against the study "
+                                              "(diamond) and the bar of the verdict (grey)")))
 
 
 def reference_heatmaps(ref: pd.DataFrame, series: str, order, cell: int = 22) -> alt.FacetChart:
@@ -144,6 +193,28 @@ def reduced_bars(rows: pd.DataFrame, x: str, x_title: str, y: str, y_title: str,
         color=alt.Color(f"{color}:N"), xOffset=alt.XOffset(f"{color}:N"),
         tooltip=[f"{x}:N", f"{color}:N", alt.Tooltip("value:Q", format=".4g")])
         .properties(width=300, height=200, title=title).add_params(*freeze_params(), reduction_param()))
+
+
+def distance_chart(ours: pd.DataFrame, study: pd.DataFrame, series: str, title: str) -> alt.Chart:
+    """Off-diagonal cells against the optical distance of their domains, this run's and the study's, with a P / T
+    picker and a least-squares line per run; y is log10 of the loss over its target column's median (from
+    ``claims.distance_table``), so that both runs and every target share one axis."""
+    rows = pd.concat([ours.assign(run="this run"), study.assign(run="study (published)")], ignore_index=True)
+    rows = rows.assign(source=rows.source.map(lambda d: domain_label(series, d)),
+                       target=rows.target.map(lambda d: domain_label(series, d)))
+    stage = alt.param(name="stage", value="P", bind=alt.binding_radio(options=["P", "T"], name="stage "))
+    x_title = ("contrast-transfer distance (0: same, 1: unrelated, 2: reversed)" if series == "defocus"
+               else "|ln(dose ratio)|")
+    base = alt.Chart(alt.Data(values=_records(rows))).transform_filter("datum.stage == stage")
+    colour = alt.Color("run:N", scale=alt.Scale(domain=["this run", "study (published)"],
+                                                range=["#1f77b4", "#444444"]))
+    points = base.mark_circle(size=45, opacity=0.7).encode(
+        x=alt.X("distance:Q", title=x_title), y=alt.Y("relative:Q", title="log10(loss / target column median)"),
+        color=colour, tooltip=["run:N", "source:N", "target:N", alt.Tooltip("loss:Q", format=".4f"),
+                               alt.Tooltip("distance:Q", format=".2f")])
+    lines = base.transform_regression("distance", "relative", groupby=["run"]).mark_line().encode(
+        x="distance:Q", y="relative:Q", color=colour)
+    return alt.layer(points, lines).add_params(stage).properties(width=420, height=260, title=title)
 
 
 # ---------------------------------------------------------------- example images

@@ -1,10 +1,10 @@
 """The study grid per series, run as independent cached jobs, and its tidy results table.
 
-Pretraining runs once per (series, source, seed, pretraining learning rate) and that model is reused for every
-target, transfer size, transfer learning rate and freezing option. The study pretrained a fresh model for every
-row of its grid; since those pretrainings differ only by their random initialisation, which our seeds already
-sample, sharing one per (source, seed) gives the same distribution of P and T values for the figures, with the
-pretraining cost paid once instead of once per target and freezing option.
+Pretraining runs R times per (series, source, seed, pretraining learning rate): R independent replicates, each
+with its own initialisation and batch order (``Job.train_seed``), as the study pretrained a fresh model for every
+row of its grid. A P cell (source, target) pools every pretraining of its source: it does not depend on the
+transfers nor on the freezing option. The first ``transfer_replicates`` of them are transferred to every target
+and freezing option, and each transfer reuses its pretrained weights.
 
 Each finished model appends one row, atomically, as ``<cache>/results/rows/<series>/<key>.json``;
 ``load_results`` gathers them into ``<cache>/results/<series>.parquet``. A rerun skips finished jobs, so a
@@ -14,6 +14,7 @@ killed run loses at most the models in flight.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from . import datasets as ds
 from . import train as tr
 from .cache import atomic_write, cache_dir, key_of
 from .model import FREEZE_OPTIONS, count_trainable
-from .presets import Preset, get_preset
+from .presets import Preset, command, get_preset
 
 MIXTURE_PAIR = ("-100", "50")  # the baseline mixes -10 nm and +5 nm data (STUDY.md 4, Fig 7.2)
 REDUCTIONS = ("median", "mean", "min", "max")
@@ -46,9 +47,21 @@ class Job:
     lr_transfer: float | None = None
     transfer_size: int | None = None
     mixture: tuple | None = None  # (images from source, images from target)
+    replicate: int = 0  # which of the R independent pretrainings of (source, seed) this is or starts from
 
     def pretrain_job(self) -> "Job":
-        return Job(self.series, "pretrain", self.source, self.seed, self.lr_pretrain)
+        return Job(self.series, "pretrain", self.source, self.seed, self.lr_pretrain, replicate=self.replicate)
+
+    def train_seed(self) -> int:
+        """The seed of this model's initialisation and batch order: a pretraining's depends on (series, source,
+        seed, replicate), so that replicates and sources are independent draws (presets.py says why); a
+        transfer's on (seed, replicate) only, so the freezing options of a cell see the same batches; a mixture
+        keeps the run's seed."""
+        if self.kind == "mixture":
+            return self.seed
+        parts = (self.series, self.source) if self.kind == "pretrain" else ("transfer",)
+        text = "/".join(map(str, (*parts, self.seed, self.replicate)))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
     def key(self, preset: Preset) -> str:
         return key_of({"job": asdict(self), "preset": preset.model_params()})
@@ -73,10 +86,11 @@ def grid(series: str, preset: str | Preset) -> list[Job]:
     """Every job of a series at a preset: pretrainings first, then transfers and baselines (deduplicated)."""
     pr, s = get_preset(preset), ds.get_series(series)
     lr_pre, lr_tr = pr.main_lr
+    reps, transferred = range(pr.n_replicates(series)), range(pr.n_transfer_replicates(series))
     jobs = []
     for a, b in _transfer_pairs(series, pr):
-        for fr, seed in itertools.product(FREEZE_OPTIONS, pr.seeds):
-            jobs.append(Job(series, "transfer", a, seed, lr_pre, b, fr, lr_tr, pr.transfer_size))
+        for fr, seed, r in itertools.product(FREEZE_OPTIONS, pr.seeds, transferred):
+            jobs.append(Job(series, "transfer", a, seed, lr_pre, b, fr, lr_tr, pr.transfer_size, replicate=r))
     if series == "defocus":
         for a, b in _transfer_pairs(series, pr):
             if a not in _subset(pr.sweep_sources, s.sources) or b not in _subset(pr.sweep_targets, s.domains):
@@ -86,8 +100,10 @@ def grid(series: str, preset: str | Preset) -> list[Job]:
         for mix, seed in itertools.product(pr.mixtures, pr.seeds):
             jobs.append(Job(series, "mixture", MIXTURE_PAIR[0], seed, lr_pre, MIXTURE_PAIR[1], mixture=tuple(mix)))
     pretrains = {j.pretrain_job() for j in jobs if j.kind == "transfer"}
-    pretrains |= {Job(series, "pretrain", a, seed, lr_pre) for a in s.sources for seed in pr.seeds}
-    ordered = sorted(pretrains, key=lambda j: (j.source, j.seed, j.lr_pretrain)) + jobs
+    pretrains |= {Job(series, "pretrain", a, seed, lr_pre, replicate=r)
+                  for a, seed, r in itertools.product(s.sources, pr.seeds, reps)}
+    # replicate-major: a run stopped early still has every source's first replicates
+    ordered = sorted(pretrains, key=lambda j: (j.replicate, j.source, j.seed, j.lr_pretrain)) + jobs
     return list(dict.fromkeys(ordered))
 
 
@@ -132,21 +148,31 @@ def _config(job: Job, preset: Preset, lr: float, epochs: int, n_images: int) -> 
     if job.kind != "transfer" and preset.crop and preset.epoch_crops:
         crops = max(1, round(preset.epoch_crops / (forms * n_images)))
     return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=preset.batch_size, augment=preset.augment,
-                          crop=preset.crop, crops_per_image=crops, seed=job.seed)
+                          crop=preset.crop, crops_per_image=crops, seed=job.train_seed())
 
 
 def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
-    """Train on the source; P on every domain at the epoch of the best source validation loss."""
+    """Train on the source; P on every domain at the epoch of the best source validation loss.
+
+    With ``validate_every_epoch`` off, the epochs validate on the source only and the selected weights are then
+    scored on every domain once: the same P, without the other domains' per-epoch curves.
+    """
     val = _val_sets(job.series, pr, cache)
-    model = tr.new_model(pr.width, job.seed)
+    model = tr.new_model(pr.width, job.train_seed())
     train = _data(job.series, job.source, "train", pr.name, str(cache_dir(cache)))
-    hist = tr.fit(model, train, val, _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.source, dev)
+    watched = val if pr.validate_every_epoch else {job.source: val[job.source]}
+    hist = tr.fit(model, train, watched, _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.source, dev)
     epoch = hist.best_epoch  # of the lowest source validation loss
     meta = {"width": pr.width, "job": asdict(job), "best_epoch": epoch}
     tr.save_model(model_path(job, pr, cache), hist.best_state, meta)
+    if pr.validate_every_epoch:
+        p_all = {d: (hist.losses[d][epoch], hist.study[d][epoch]) for d in val}
+    else:
+        model.load_state_dict(hist.best_state)
+        p_all = {d: tr.evaluate_both(model, data, dev) for d, data in val.items()}
     return _row(job, pr, dev, hist, model, best_epoch_pretrain=epoch,
-                P_all=json.dumps({d: v[epoch] for d, v in hist.losses.items()}),
-                P_all_study=json.dumps({d: v[epoch] for d, v in hist.study.items()}),
+                P_all=json.dumps({d: v[0] for d, v in p_all.items()}),
+                P_all_study=json.dumps({d: v[1] for d, v in p_all.items()}),
                 constant_loss=tr.constant_prediction_loss(val[job.source].masks))
 
 
@@ -164,8 +190,10 @@ def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
                   _config(job, pr, job.lr_transfer, pr.epochs, len(train)), job.target, dev)
     t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
     model.load_state_dict(hist.best_state)
-    # the selected model on every domain (defocus: for the out-of-distribution figure) or on target and source
-    evals = val if job.series == "defocus" else {d: val[d] for d in (job.target, job.source)}
+    # the selected model on every domain (main-setting defocus transfers: the out-of-distribution figure), else on
+    # its target and source
+    every = job.series == "defocus" and is_main_setting(job, pr)
+    evals = val if every else {d: val[d] for d in (job.target, job.source)}
     t_all = {d: tr.evaluate_both(model, data, dev) for d, data in evals.items()}
     return _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
                 best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
@@ -216,7 +244,7 @@ def _check_datasets(series: str, preset: Preset, cache) -> None:
             if not ds.dataset_path(series, domain, split, preset, cache).exists():
                 raise FileNotFoundError(
                     f"datasets of the {series} series (preset {preset.name}) are missing; run "
-                    f"`python -m hrtem_tl simulate --series {series} --preset {preset.name}`")
+                    f"`{command('simulate', series, preset, cache)}`")
 
 
 def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, device: str = "auto",
@@ -291,39 +319,74 @@ def grid_size(series: str, preset: str | Preset) -> dict:
 
 # ---------------------------------------------------------------- tables of a series
 
-def model_table(df: pd.DataFrame, series: str, preset: str | Preset, domains=None) -> pd.DataFrame:
-    """One row per model of the main setting: source, target, freeze, seed, P, T (cross-entropy, nats) and
-    P_study, T_study (the same models on the study's published scale, ``train.study_scale_loss``).
+def is_main_setting(job: Job, preset: Preset) -> bool:
+    """Whether a transfer job has the main setting: the main learning rates and the main transfer size."""
+    lr_pre, lr_tr = preset.main_lr
+    return (job.kind == "transfer" and np.isclose(job.lr_pretrain, lr_pre) and np.isclose(job.lr_transfer, lr_tr)
+            and job.transfer_size == preset.transfer_size)
 
-    Off-diagonal cells are transfer models (main learning rates, main transfer size); a diagonal cell has no
-    transfer (as in the study): its T repeats P, listed once per freezing option so that the pickers apply.
-    """
+
+def main_setting(df: pd.DataFrame, preset: str | Preset, kind: str = "transfer") -> pd.DataFrame:
+    """The rows of ``kind`` with the main setting: transfers at the main learning rates and transfer size (the
+    heatmaps, dose, structure), pretrainings at the main pretraining learning rate."""
     pr = get_preset(preset)
     lr_pre, lr_tr = pr.main_lr
-    cols = ["source", "target", "freeze", "seed", "P", "T", "P_study", "T_study"]
     if not len(df):
-        return pd.DataFrame(columns=cols)
-    tr = df[(df.kind == "transfer") & np.isclose(df.lr_pretrain, lr_pre)
-            & np.isclose(df.lr_transfer.astype(float), lr_tr) & (df.transfer_size == pr.transfer_size)]
-    out = [tr[cols]]
-    pre = df[(df.kind == "pretrain") & np.isclose(df.lr_pretrain, lr_pre)]
-    for _, row in pre.iterrows():
-        p, p_study = json.loads(row.P_all)[row.source], json.loads(row.P_all_study)[row.source]
-        out.append(pd.DataFrame({"source": row.source, "target": row.source, "freeze": list(FREEZE_OPTIONS),
-                                 "seed": row.seed, "P": p, "T": p, "P_study": p_study, "T_study": p_study}))
-    table = pd.concat(out, ignore_index=True)
+        return df
+    keep = (df.kind == kind) & np.isclose(df.lr_pretrain.astype(float), lr_pre)
+    if kind == "transfer":
+        keep &= np.isclose(df.lr_transfer.astype(float), lr_tr) & (df.transfer_size == pr.transfer_size)
+    return df[keep]
+
+
+@functools.lru_cache(maxsize=65536)
+def parsed(text: str) -> dict:
+    """A JSON column of the results table, parsed once (bootstrap draws reread the same rows): do not mutate."""
+    return json.loads(text)
+
+
+MODEL_COLUMNS = ["source", "target", "stage", "freeze", "seed", "replicate", "loss", "loss_study"]
+PRETRAINED = "-"  # the freeze label of P values (and of the diagonal of T): they pass every freezing picker
+
+
+def model_table(df: pd.DataFrame, series: str, preset: str | Preset, domains=None) -> pd.DataFrame:
+    """The tidy table behind the heatmaps: one row per (model, target, stage), with ``loss`` (cross-entropy,
+    nats) and ``loss_study`` (the same model on the study's published scale, ``train.study_scale_loss``).
+
+    P rows come from the pretrainings themselves: every replicate of a source on every target at its selected
+    epoch (freeze "-": P does not depend on the freezing option). T rows are the main-setting transfers; a
+    diagonal cell has no transfer (as in the study), so its T rows repeat the P rows.
+    """
+    if not len(df):
+        return pd.DataFrame(columns=MODEL_COLUMNS)
+    out = []
+    for _, row in main_setting(df, preset, "pretrain").iterrows():
+        ce, study = parsed(row.P_all), parsed(row.P_all_study)
+        replicate = row.get("replicate", 0)
+        for target in ce:
+            for stage in ("P", "T") if target == row.source else ("P",):
+                out.append((row.source, target, stage, PRETRAINED, row.seed, replicate, ce[target], study[target]))
+    transfers = main_setting(df, preset)
+    replicates = transfers["replicate"] if "replicate" in transfers else 0
+    table = pd.concat([pd.DataFrame(out, columns=MODEL_COLUMNS), pd.DataFrame(
+        {"source": transfers.source, "target": transfers.target, "stage": "T", "freeze": transfers.freeze,
+         "seed": transfers.seed, "replicate": replicates, "loss": transfers["T"], "loss_study": transfers.T_study})],
+        ignore_index=True)
     if domains is not None:
         table = table[table.source.isin(domains) & table.target.isin(domains)]
     return table.reset_index(drop=True)
 
 
 def cell_table(models: pd.DataFrame, reduction: str = "median", freezes=FREEZE_OPTIONS) -> pd.DataFrame:
-    """P and T per (source, target) cell, reduced over the chosen freezing options (Python twin of the page)."""
+    """P and T per (source, target) cell (cross-entropy and the study's scale), reduced over the models of the
+    cell: every pretraining of the source for P, the transfers of the chosen freezing options for T (Python twin
+    of the page). A cell without models of a stage gets NaN there."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is unknown; allowed: {', '.join(REDUCTIONS)}")
-    sel = models[models.freeze.isin(freezes)]
-    stages = [c for c in ("P", "T", "P_study", "T_study") if c in sel]
-    return sel.groupby(["source", "target"])[stages].agg(reduction).reset_index()
+    sel = models[models.freeze.isin([*freezes, PRETRAINED])]
+    cells = sel.groupby(["source", "target", "stage"])[["loss", "loss_study"]].agg(reduction).unstack("stage")
+    cells.columns = [f"{stage}{'_study' if col == 'loss_study' else ''}" for col, stage in cells.columns]
+    return cells.reindex(columns=["P", "T", "P_study", "T_study"]).reset_index()
 
 
 def sweep_rows(df: pd.DataFrame, preset: str | Preset) -> pd.DataFrame:

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from hrtem_tl import claims
 from hrtem_tl.book import CHAPTERS, ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
-EXPECTED_CHARTS = {"intro": 0, "methods": 2, "dose": 2, "defocus": 5, "structure": 3}
-MAIN_FIGURE = {"intro": None, "methods": "examples", "dose": "dose_pt", "defocus": "defocus_pt",
+EXPECTED_CHARTS = {"intro": 1, "methods": 2, "dose": 3, "defocus": 6, "structure": 3}
+MAIN_FIGURE = {"intro": "claims_forest", "methods": "examples", "dose": "dose_pt", "defocus": "defocus_pt",
                "structure": "structure_pt"}
 
 
@@ -225,10 +226,9 @@ def test_charts_export_png_and_svg_offline(browser, site):
     page.page.close()
 
 
-@pytest.mark.parametrize("chapter, header", [("dose", "source,target,freeze,seed,P,T,P_study,T_study"),
-                                             ("defocus", "source,target,freeze,seed,P,T,P_study,T_study"),
-                                             ("structure", "source,target,freeze,seed,P,T,P_study,T_study")])
-def test_each_chapter_offers_its_figure_data_as_csv(browser, site, chapter, header):
+@pytest.mark.parametrize("chapter", ["dose", "defocus", "structure"])
+def test_each_chapter_offers_its_figure_data_as_csv(browser, site, chapter):
+    header = "source,target,stage,freeze,seed,replicate,loss,loss_study"
     page = Page(browser, f"{site}/chapters/{chapter}.html")
     with page.page.expect_download() as download:
         page.page.locator("a.hrtem-download").first.click()
@@ -253,7 +253,24 @@ def test_freeze_and_reduction_pickers_change_the_drawn_values(browser, site, cha
     boxes.nth(1).uncheck()  # drop "encoder": only decoder-frozen models remain
     after_freeze = page.data(view), page.drawn(view)
     assert after_freeze[0] != after_reduction[0] and after_freeze[1] != after_reduction[1]
+    boxes.nth(2).uncheck()  # no transfer left: the P cells (every pretraining of a source) stay drawn
+    cells = page.page.evaluate(f"document.querySelectorAll('#{view} svg .mark-rect path').length")
+    assert 0 < cells < len(after_freeze[1])
     assert not page.errors, page.errors
+    page.page.close()
+
+
+def test_the_forest_plot_shows_every_claim_with_its_interval(browser, site, book):
+    page = Page(browser, f"{site}/chapters/intro.html")
+    page.views()
+    data = json.loads(page.data("claims_forest"))
+    rows = max(data.values(), key=len)
+    assert len({r["claim"] for r in rows}) == len(claims.CLAIMS)  # every claim of the scorecard, one row each
+    assert any(r.get("low") is not None and r.get("high") is not None and r["low"] <= r["run"] <= r["high"]
+               for r in rows)
+    n_rules = page.page.evaluate("document.querySelectorAll('#claims_forest svg .mark-rule line').length")
+    assert n_rules > 1  # the zero line and the intervals
+    assert not page.errors and not page.outside
     page.page.close()
 
 

@@ -149,6 +149,8 @@ def test_smoke_study_fills_the_grid_and_learns(dose_study):
     df = study.load_results("dose", "smoke", dose_study)
     jobs = study.grid("dose", "smoke")
     assert len(df) == len(jobs) and df["key"].is_unique
+    pre = df[df.kind == "pretrain"]
+    assert (pre.groupby("source").replicate.nunique() == get_preset("smoke").n_replicates("dose")).all()
     assert (dose_study / "results" / "dose.parquet").exists()
     tr = df[df.kind == "transfer"]
     assert set(tr.freeze) == {"none", "encoder", "decoder"}
@@ -172,5 +174,49 @@ def test_resume_after_a_kill_writes_no_duplicates(dose_study):
 
 
 def test_transfer_without_datasets_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run `python -m hrtem_tl simulate --series dose --preset smoke`"):
+    with pytest.raises(FileNotFoundError, match=f"run `python -m hrtem_tl simulate --series dose --preset smoke "
+                                                f"--cache {tmp_path}`"):
         study.run_study("dose", "smoke", tmp_path, device="cpu", scheduler="synchronous", progress=False)
+
+
+def test_model_keys_are_pinned():
+    """Cache keys of models change only when a field that determines a model changes (presets.MODEL_KEY_FIELDS):
+    adding replicates or another grid field must leave every existing key as it is."""
+    cpu, smoke = get_preset("cpu"), get_preset("smoke")
+    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(cpu) == "16a0ccd5d4cb17b2"
+    assert study.Job("dose", "transfer", "30", 0, cpu.main_lr[0], "600", "encoder", cpu.main_lr[1],
+                     cpu.transfer_size, replicate=1).key(cpu) == "6a8ec82db7a93296"
+    assert study.Job("dose", "pretrain", "30", 0, smoke.main_lr[0]).key(smoke) == "83866149bcd570a0"
+    from dataclasses import replace
+
+    more = replace(cpu, replicates={"dose": 9}, transfer_replicates={"dose": 2}, validate_every_epoch=True)
+    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(more) == "16a0ccd5d4cb17b2"
+
+
+def test_replicates_are_independent_pretrainings_of_each_source():
+    pr = get_preset("cpu")
+    jobs = [j for j in study.grid("dose", pr) if j.kind == "pretrain"]
+    assert len(jobs) == 5 * pr.n_replicates("dose")
+    seeds = {j.train_seed() for j in jobs}
+    assert len(seeds) == len(jobs)  # every (source, replicate) its own initialisation and batch order
+    transfers = [j for j in study.grid("dose", pr) if j.kind == "transfer"]
+    assert {j.replicate for j in transfers} == set(range(pr.n_transfer_replicates("dose")))
+    # a transfer's batches do not depend on the source or the freezing option: the options of a cell are paired
+    assert len({j.train_seed() for j in transfers}) == pr.n_transfer_replicates("dose")
+
+
+def test_deferred_validation_gives_the_same_p(dose_study):
+    """A pretraining that validates every domain at every epoch and one that scores them once at the selected
+    epoch (``validate_every_epoch``) record the same P on every domain."""
+    from dataclasses import replace
+
+    smoke = get_preset("smoke")
+    rows = {}
+    for every in (True, False):
+        pr = replace(smoke, validate_every_epoch=every)
+        job = study.Job("dose", "pretrain", "150", 5, pr.main_lr[0])
+        rows[every] = study._pretrain(job, pr, dose_study, torch.device("cpu"))
+    for column in ("P_all", "P_all_study"):
+        a, b = json.loads(rows[True][column]), json.loads(rows[False][column])
+        assert a.keys() == b.keys() and np.allclose(list(a.values()), list(b.values()), rtol=1e-5)
+    assert rows[True]["best_epoch_pretrain"] == rows[False]["best_epoch_pretrain"]
