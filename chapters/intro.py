@@ -31,6 +31,9 @@
 #   after pretraining only (at the epoch of its best validation loss on the pretraining domain); **T** is the loss
 #   on the target after transfer learning on a few target images (at the epoch of its best target loss). The
 #   diagonal has no transfer: there T repeats P.
+# - As in the study, a cell is a crowd of models: every source is pretrained several times independently
+#   (replicates), a P cell pools all of them (so it does not depend on the freezing checkboxes) and a T cell pools
+#   the transfers of its cell.
 # - Our models train on per-pixel cross-entropy (nats; 0 is a perfect segmentation). The published losses went
 #   through softmax twice (a floor of 0.3133, subtracted in the study's figures), which bounds a pixel's loss like
 #   an error rate. Each heatmap offers both scales for our models ("loss"): the study's scale first, as the claims

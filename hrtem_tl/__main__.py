@@ -1,4 +1,4 @@
-"""Command line: ``python -m hrtem_tl {simulate,train,book,claims,bench} ...`` (see ``--help``)."""
+"""Command line: ``python -m hrtem_tl {simulate,train,book,claims,cache,bench} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def parser() -> argparse.ArgumentParser:
     book.add_argument("--out", default="_build", help="build folder (default _build)")
     _common(sub.add_parser("claims", help="the study's claims: this run's statistics and verdicts, from the cache"),
             device=False)
+    inv = sub.add_parser("cache", help="what the cache holds and what a book needs; --check, --prune")
+    inv.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default cpu)")
+    inv.add_argument("--seeds", default=None, help="training seeds, e.g. 0 or 0,1 (default: the preset's)")
+    inv.add_argument("--cache", default=None, help="cache folder (default $HRTEM_TL_CACHE or ./.hrtem_cache)")
+    inv.add_argument("--check", action="store_true", help="read every artefact back; move damaged ones aside")
+    inv.add_argument("--prune", action="store_true", help="list artefacts no preset makes any more (dry run)")
+    inv.add_argument("--yes", action="store_true", help="with --prune: remove them")
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", help="simulate or train")
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
@@ -57,8 +64,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parser().parse_args(argv)
     try:
-        if args.command != "bench":
+        if args.command not in ("bench", "cache"):
             _check("series", args.series, SERIES_CHOICES)
+        if args.command != "bench":
             _check("preset", args.preset, list(PRESETS))
         if hasattr(args, "device"):
             _check("device", args.device, DEVICES)
@@ -83,6 +91,10 @@ def _run(args) -> int:
         getattr(benchmarks, f"bench_{args.what}")(device=args.device)
         return 0
     preset = get_preset(args.preset, getattr(args, "seeds", None))
+    if args.command == "cache":
+        from .inventory import report
+
+        return report(preset, args.cache, args.check, args.prune, args.yes)
     if args.command == "claims":
         from .claims import print_scorecards
 

@@ -13,6 +13,7 @@ has no launch or comment buttons).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,15 +68,20 @@ def execute_chapter(name: str, out_dir: Path, parameters: dict, log_file: Path |
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.ipynb"
+    partial = out_dir / f".{name}.partial.ipynb"  # papermill writes as it goes: a killed run leaves no page
     extra = {"kernel_manager_class": _kernel_manager(log_file)} if log_file else {}
-    pm.execute_notebook(str(ROOT / "chapters" / f"{name}.ipynb"), str(target), parameters=parameters,
-                        kernel_name="python3", cwd=str(out_dir), progress_bar=False, **extra)
-    nb = nbformat.read(target, as_version=4)
-    for cell in nb.cells:
-        tags = cell.metadata.get("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
-    nbformat.write(nb, target)
+    try:
+        pm.execute_notebook(str(ROOT / "chapters" / f"{name}.ipynb"), str(partial), parameters=parameters,
+                            kernel_name="python3", cwd=str(out_dir), progress_bar=False, **extra)
+        nb = nbformat.read(partial, as_version=4)
+        for cell in nb.cells:
+            tags = cell.metadata.get("tags", [])
+            if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+        nbformat.write(nb, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

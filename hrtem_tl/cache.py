@@ -1,8 +1,9 @@
 """On-disk cache: artefacts keyed by their parameters and the package version, written atomically.
 
 A write goes to a temporary file in the target folder and is renamed into place, so a killed run leaves either
-the complete artefact or nothing. A corrupt or truncated ``.npz`` fails its zip CRC or structure check on load:
-it is reported, deleted and recomputed, never used.
+the complete artefact or nothing. A corrupt or truncated ``.npz`` fails its zip CRC or structure check on load, a
+damaged results row its parse and key check, damaged model weights their load: each is moved to
+``<cache>/damaged/`` with a one-line warning naming it and the reason, and its stage rebuilds it, never using it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import numpy as np
 from . import __version__
 
 log = logging.getLogger("hrtem_tl")
+
+
+ARTEFACT_NAME = "_artefact"  # meta key: the file name an artefact was written under
 
 
 class CorruptArtefact(Exception):
@@ -58,6 +62,7 @@ def save_npz(path: Path, meta: dict, compress: bool = True, **arrays) -> Path:
     Either way every member carries a CRC32 that ``load_npz`` verifies.
     """
     save = np.savez_compressed if compress else np.savez
+    meta = {**meta, ARTEFACT_NAME: Path(path).name}  # read back, it must sit under its own name
 
     def write(tmp):
         with open(tmp, "wb") as f:
@@ -73,6 +78,9 @@ def load_npz(path: Path) -> tuple[dict, dict]:
         meta = json.loads(str(arrays.pop("meta")))
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, json.JSONDecodeError) as err:
         raise CorruptArtefact(f"{path}: {err}") from err
+    name = meta.pop(ARTEFACT_NAME, Path(path).name)  # artefacts written before the name was recorded pass
+    if name != Path(path).name:
+        raise CorruptArtefact(f"{path}: holds another artefact ({name})")
     return meta, arrays
 
 
@@ -84,9 +92,31 @@ def load_or_none(path: Path):
     try:
         return load_npz(path)
     except CorruptArtefact as err:
-        log.warning("corrupt artefact, recomputing: %s", err)
-        path.unlink(missing_ok=True)
+        move_aside(path, _cache_root_of(path), str(err).rsplit(": ", 1)[-1])
         return None
+
+
+def _cache_root_of(path: Path) -> Path:
+    """The cache folder an artefact lives in: the parent of its stage folder (scenes, datasets, ...)."""
+    for parent in Path(path).resolve().parents:
+        if parent.name in ("scenes", "datasets", "models", "results", "fftw"):
+            return parent.parent
+    return Path(path).resolve().parent
+
+
+def move_aside(path: Path, cache, reason: str) -> Path:
+    """Move a damaged artefact to ``<cache>/damaged/`` (same relative path), with a one-line warning; return
+    where it went. Its stage rebuilds it on the next run."""
+    path, root = Path(path), cache_dir(cache)
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = Path(path.name)
+    dest = root / "damaged" / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    log.warning("damaged artefact %s (%s) moved to %s; it will be rebuilt", path, reason, dest)
+    return dest
 
 
 def _jsonable(obj):

@@ -106,7 +106,8 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
 
 
 VERDICT_COLOURS = {"holds": "#1a9850", "weaker": "#fdae61", "undecided": "#999999", "contradicts": "#d73027",
-                   "not learned": "#7570b3", "no verdict (test scale)": "#bbbbbb", "no data": "#dddddd"}
+                   "not learned": "#7570b3", "no verdict (test scale)": "#bbbbbb", "no data": "#dddddd",
+                   "undecided (one pretraining per source: no interval)": "#cccccc"}
 
 
 def forest_plot(card: pd.DataFrame, width: int = 360) -> alt.Chart:

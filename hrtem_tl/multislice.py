@@ -270,9 +270,14 @@ def use_wisdom(path) -> bool:
     if not path.exists():
         return False
     try:
-        pyfftw.import_wisdom(pickle.loads(path.read_bytes()))
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
-        path.unlink(missing_ok=True)
+        wisdom = pickle.loads(path.read_bytes())
+        if not (isinstance(wisdom, tuple) and all(isinstance(w, bytes) for w in wisdom)):
+            raise ValueError("not FFTW wisdom")
+        pyfftw.import_wisdom(wisdom)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
+        from .cache import move_aside
+
+        move_aside(path, path.parent.parent, f"{type(err).__name__}: {err}")  # planned again by plan_once
         return False
     return True
 

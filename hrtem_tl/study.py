@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import datasets as ds
 from . import train as tr
-from .cache import atomic_write, cache_dir, key_of
+from .cache import atomic_write, cache_dir, key_of, move_aside
 from .model import FREEZE_OPTIONS, count_trainable
 from .presets import Preset, command, get_preset
 
@@ -95,8 +95,11 @@ def grid(series: str, preset: str | Preset) -> list[Job]:
         for a, b in _transfer_pairs(series, pr):
             if a not in _subset(pr.sweep_sources, s.sources) or b not in _subset(pr.sweep_targets, s.domains):
                 continue
-            for (lp, lt), n, fr, seed in itertools.product(pr.lr_pairs, pr.transfer_sizes, FREEZE_OPTIONS, pr.seeds):
-                jobs.append(Job(series, "transfer", a, seed, lp, b, fr, lt, n))
+            # every learning-rate pair from as many pretrainings as the heatmaps transfer: the sweep's comparisons
+            # then rest on more than one pretraining per pair
+            for (lp, lt), n, fr, seed, r in itertools.product(pr.lr_pairs, pr.transfer_sizes, FREEZE_OPTIONS,
+                                                               pr.seeds, transferred):
+                jobs.append(Job(series, "transfer", a, seed, lp, b, fr, lt, n, replicate=r))
         for mix, seed in itertools.product(pr.mixtures, pr.seeds):
             jobs.append(Job(series, "mixture", MIXTURE_PAIR[0], seed, lr_pre, MIXTURE_PAIR[1], mixture=tuple(mix)))
     pretrains = {j.pretrain_job() for j in jobs if j.kind == "transfer"}
@@ -176,13 +179,32 @@ def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
                 constant_loss=tr.constant_prediction_loss(val[job.source].masks))
 
 
+def _pretrained(pre: Job, pr: Preset, cache, dev, threads):
+    """The weights of a pretraining, trained (again) when they are missing or damaged: a damaged file is moved
+    aside with its row, so that the pretraining and its row are rebuilt together (the same on a CPU)."""
+    path = model_path(pre, pr, cache)
+    for attempt in range(2):
+        if path.exists():
+            try:
+                return tr.load_model(path)[0]
+            except Exception as err:  # torch and JSON raise many kinds; any unreadable model is rebuilt
+                if attempt:
+                    raise
+                for damaged in (path, path.with_suffix(".json")):
+                    if damaged.exists():
+                        move_aside(damaged, cache, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")
+        row = row_path(pre, pr, cache)
+        if row.exists():
+            move_aside(row, cache, "its model weights are missing or damaged")
+        run_job(pre, pr, cache, str(dev), threads)
+    return tr.load_model(path)[0]
+
+
 def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
     """Fine-tune the pretrained model on ``transfer_size`` target images with one half frozen; T as defined."""
     pre = job.pretrain_job()
-    if not model_path(pre, pr, cache).exists():
-        run_job(pre, pr, cache, str(dev), threads)
-    pretrained, _ = tr.load_model(model_path(pre, pr, cache))
-    pre_row = json.loads(row_path(pre, pr, cache).read_text())
+    pretrained = _pretrained(pre, pr, cache, dev, threads)
+    pre_row = read_row(row_path(pre, pr, cache), cache)
     model, _ = tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)
     val = _val_sets(job.series, pr, cache)
     train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
@@ -217,6 +239,45 @@ def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
                 T_study=hist.study[job.target][t_epoch])
 
 
+ROW_KEYS = ("series", "kind", "source", "seed", "key", "preset")  # every results row has these
+
+
+class DamagedRow(ValueError):
+    """A results row that does not parse or lacks its keys (moved aside to ``<cache>/damaged/``)."""
+
+
+def read_row(path: Path, cache=None) -> dict:
+    """A results row; a damaged one (it does not parse, is not a row, lacks a key of ``ROW_KEYS``, or its key is
+    not its file's) is moved aside and :class:`DamagedRow` raised, naming it and the reason."""
+    path = Path(path)
+    try:
+        row = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(row, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in ROW_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        if not path.stem.endswith(str(row["key"])):
+            raise ValueError(f"holds the row of another model ({row['key']})")
+    except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
+        reason = str(err).splitlines()[0]
+        dest = move_aside(path, cache, reason)
+        raise DamagedRow(f"results row {path} was damaged ({reason}); moved to {dest}") from None
+    return row
+
+
+def _finished(job: Job, preset: Preset, cache) -> bool:
+    """Whether the job's row is there and sound (a damaged one is moved aside, so the job runs again)."""
+    path = row_path(job, preset, cache)
+    if not path.exists():
+        return False
+    try:
+        read_row(path, cache)
+    except DamagedRow:
+        return False
+    return True
+
+
 def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
     """Train one job (a transfer first makes its pretraining if missing), write its row, and return it."""
     import torch
@@ -224,7 +285,10 @@ def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", th
     pr = get_preset(preset)
     path = row_path(job, pr, cache)
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            return read_row(path, cache)
+        except DamagedRow:  # moved aside and warned: trained again below
+            pass
     if threads:
         torch.set_num_threads(threads)
     dev = tr.pick_device(device)
@@ -259,7 +323,7 @@ def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, dev
     cache = str(cache_dir(cache))
     gpu = dev.type == "cuda"
     threads = None if scheduler == "synchronous" or gpu else 1
-    jobs = [j for name in names for j in grid(name, pr) if not row_path(j, pr, cache).exists()]
+    jobs = [j for name in names for j in grid(name, pr) if not _finished(j, pr, cache)]
     for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture"), "transfers")):
         # every pretraining of every series first: the transfers of all series then share the workers
         run_tasks(run_job, [j for j in jobs if j.kind in kinds],
@@ -297,7 +361,13 @@ def load_results(series: str, preset: str | Preset | None = None, cache=None, se
     """
     ds.get_series(series)
     folder = results_dir(cache) / "rows" / series
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            rows.append(read_row(path, cache))
+        except DamagedRow as err:
+            pr = get_preset(preset or "cpu", seeds)
+            raise FileNotFoundError(f"{err}; rebuild it with `{command('train', series, pr, cache)}`") from None
     df = pd.DataFrame(rows)
     if len(df):
         df["mixture"] = df["mixture"].map(lambda m: None if m is None else json.dumps(m))

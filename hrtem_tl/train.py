@@ -278,18 +278,37 @@ def transfer_model(pretrained_state: dict, width: int, option: str) -> tuple[UNe
 
 
 def save_model(path: Path, state: dict, meta: dict) -> Path:
-    """Weights as a ``state_dict`` (``.pt``) beside a JSON metadata file, both written atomically."""
-    path = Path(path)
+    """Weights as a ``state_dict`` (``.pt``) beside a JSON metadata file holding their SHA-256, both written
+    atomically: weights cut short, zeroed or copied from another model fail :func:`load_model`."""
+    import hashlib
+    import io
+
+    path, buffer = Path(path), io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    meta = {**meta, "sha256": hashlib.sha256(data).hexdigest()}
     atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+class DamagedModel(ValueError):
+    """Model weights that are not the ones their metadata records."""
 
 
 def load_model(path: Path) -> tuple[UNet, dict]:
-    """A U-Net from :func:`save_model` (``weights_only=True``: no pickled code is executed)."""
+    """A U-Net from :func:`save_model` (``weights_only=True``: no pickled code is executed); the weights must
+    match the SHA-256 of their metadata (:class:`DamagedModel` otherwise)."""
+    import hashlib
+
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
+    data = path.read_bytes()
+    if "sha256" in meta and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise DamagedModel(f"{path}: the weights are not the ones their metadata records (SHA-256)")
+    import io
+
     model = UNet(meta["width"])
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
     return model, meta
 
 

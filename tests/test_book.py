@@ -28,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 EXPECTED_CHARTS = {"intro": 1, "methods": 2, "dose": 3, "defocus": 6, "structure": 3}
 MAIN_FIGURE = {"intro": "claims_forest", "methods": "examples", "dose": "dose_pt", "defocus": "defocus_pt",
                "structure": "structure_pt"}
+MORE_FIGURES = {"dose": ("dose_distance",), "defocus": ("defocus_distance",)}  # also saved from file://
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +191,8 @@ def test_chapter_page_in_a_browser(browser, site, book, chapter):
     page.page.screenshot(path=str(shots / f"{chapter}-{scheme}.png"), full_page=True)
     if MAIN_FIGURE[chapter] and scheme == "file":  # as a reader who double-clicked the page sees it
         page.page.locator(f"#{MAIN_FIGURE[chapter]}").screenshot(path=str(shots / f"{chapter}-main.png"))
+        for view in MORE_FIGURES.get(chapter, ()):
+            page.page.locator(f"#{view}").screenshot(path=str(shots / f"{view}.png"))
     assert not page.errors, page.errors
     assert not page.outside, page.outside
     page.page.close()

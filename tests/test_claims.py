@@ -238,10 +238,29 @@ def test_without_the_effect_the_claim_does_not_hold():
 def test_bootstrap_draws_resample_within_units():
     table = dose_results(0.0, replicates=3)
     units = claims.strata(table)
-    assert len(units) == 5 + 5 * 4  # the pretrainings of each source; the transfers of each cell
+    assert len(units) == 5 + 5  # the pretrainings of each source; the transfers from each source
+    transfer_groups = [g for g in units if len(g[0]) > 1]
+    assert len(transfer_groups) == 5 and all(len(g) == 1 and len(g[0]) == 4 for g in transfer_groups)
     draw = claims.resample(table, units, np.random.default_rng(0))
     assert len(draw) == len(table)
     assert (draw.groupby(["kind", "source"]).size() == table.groupby(["kind", "source"]).size()).all()
+
+
+def test_bootstrap_draws_whole_pretrained_models_for_the_transfers():
+    """Transfers from two pretrainings of a source: a draw takes each pretraining's transfers as a block, so a
+    draw can hold the transfers of one pretraining twice (the spread between pretrainings reaches T)."""
+    table = dose_results(0.0, replicates=2)
+    second = table[table.kind == "transfer"].assign(replicate=1, T=lambda t: t["T"] * 10,
+                                                     T_study=lambda t: t.T_study * 10)
+    table = pd.concat([table, second], ignore_index=True)
+    units = claims.strata(table)
+    rng = np.random.default_rng(1)
+    shares = []
+    for _ in range(40):
+        draw = claims.resample(table, units, rng)
+        tr = draw[(draw.kind == "transfer") & (draw.source == "30")]
+        shares.append((tr.replicate == 1).mean())
+    assert set(np.round(shares, 6)) <= {0.0, 0.5, 1.0} and {0.0, 1.0} <= set(np.round(shares, 6))
 
 
 def test_the_lighter_statistic_compares_sources_on_the_same_targets():
@@ -326,3 +345,10 @@ def test_claims_error_gives_the_whole_command_with_seeds_and_cache(tmp_path):
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
     assert f"python -m hrtem_tl train --series dose --preset smoke --seeds 7 --cache {tmp_path}" in line
+
+
+def test_one_pretraining_per_source_gives_no_interval_and_no_verdict():
+    card = claims.scorecard(claims.evidence("dose", dose_results(effect=3.0, replicates=1), "cpu"), n_bootstrap=20)
+    row = card.set_index("key").loc["dose_low_to_high"]
+    assert row["this run"] == 1.0 and np.isnan(row.low) and row.verdict == claims.SINGLE
+    assert "undecided (one pretraining per source)" in claims.verdict_counts(card)

@@ -46,7 +46,8 @@ def test_corrupt_artefact_is_reported_and_recomputed(smoke_cache, caplog):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # truncated, as by a kill without atomic writes
     assert load_or_none(path) is None
-    assert "corrupt artefact" in caplog.text and not path.exists()
+    assert f"damaged artefact {path}" in caplog.text and not path.exists()
+    assert any((smoke_cache / "damaged" / "datasets").rglob(path.name))  # moved aside, not deleted
     ds.derive_dataset("dose", "150", "val", "smoke", smoke_cache)
     np.testing.assert_array_equal(ds.load(path).images, good)
     flipped = bytearray(path.read_bytes())
@@ -151,3 +152,55 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+DAMAGES = ("truncate", "zero", "other")
+
+
+def _damage(path, how: str, other) -> None:
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "zero": bytes(len(data)),
+                      "other": other.read_bytes()}[how])
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("kind", ["scene", "dataset"])
+def test_a_damaged_simulation_artefact_is_moved_aside_and_rebuilt_equal(smoke_cache, caplog, kind, how):
+    """A scene or dataset cut short, zeroed or holding another artefact's bytes is named, moved to
+    <cache>/damaged/ and rebuilt equal to the clean one by the next run."""
+    if kind == "scene":
+        path, other = sorted((smoke_cache / "scenes" / "CdSe").glob("cdse-*.npz"))[:2]
+    else:
+        path = ds.dataset_path("dose", "300", "val", "smoke", smoke_cache)
+        other = ds.dataset_path("dose", "600", "val", "smoke", smoke_cache)
+    clean = load_or_none(path)
+    _damage(path, how, other)  # "other": a sound npz whose recorded name is another artefact's
+    assert load_or_none(path) is None
+    assert f"damaged artefact {path}" in caplog.text
+    assert any((smoke_cache / "damaged").rglob(path.name))
+    ds.simulate_series("dose", "smoke", smoke_cache, scheduler="synchronous", progress=False)
+    rebuilt = load_or_none(path)
+    assert rebuilt[0] == clean[0] and rebuilt[1].keys() == clean[1].keys()
+    for key in clean[1]:
+        np.testing.assert_array_equal(rebuilt[1][key], clean[1][key])
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_fftw_wisdom_is_moved_aside_and_planned_again(smoke_cache, tmp_path, caplog, how):
+    import shutil
+
+    from hrtem_tl import multislice
+
+    wisdom = ds.wisdom_path(smoke_cache)
+    cache = tmp_path / "cache"
+    target = cache / "fftw" / wisdom.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(wisdom, target)
+    _damage(target, how, ds.dataset_path("dose", "300", "val", "smoke", smoke_cache))
+    multislice.use_wisdom.cache_clear()
+    assert multislice.use_wisdom(target) is False
+    assert f"damaged artefact {target}" in caplog.text and not target.exists()
+    assert (cache / "damaged" / "fftw" / wisdom.name).exists()
+    ds.plan_fftw(ds.get_preset("smoke"), cache)  # what the next simulation does first
+    multislice.use_wisdom.cache_clear()
+    assert multislice.use_wisdom(target) is True

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -220,3 +221,79 @@ def test_deferred_validation_gives_the_same_p(dose_study):
         a, b = json.loads(rows[True][column]), json.loads(rows[False][column])
         assert a.keys() == b.keys() and np.allclose(list(a.values()), list(b.values()), rtol=1e-5)
     assert rows[True]["best_epoch_pretrain"] == rows[False]["best_epoch_pretrain"]
+
+
+TIMING = ("seconds_per_epoch", "images_per_second")
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero", "other"])
+def test_a_damaged_results_row_is_named_moved_aside_and_rebuilt_equal(dose_study, damage):
+    import subprocess
+    import sys
+
+    rows = sorted((dose_study / "results" / "rows" / "dose").glob("pretrain-*.json"))
+    path, other = rows[0], rows[1]
+    clean = json.loads(path.read_text())
+    data = path.read_bytes()
+    damaged = {"truncate": data[: len(data) // 2], "zero": bytes(len(data)), "other": other.read_bytes()}
+    path.write_bytes(damaged[damage])
+    result = subprocess.run([sys.executable, "-m", "hrtem_tl", "claims", "--preset", "smoke", "--series", "dose",
+                             "--cache", str(dose_study)], capture_output=True, text=True)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: results row {path} was damaged (")
+    assert f"rebuild it with `python -m hrtem_tl train --series dose --preset smoke --cache {dose_study}`" in line
+    assert not path.exists() and (dose_study / "damaged" / "results" / "rows" / "dose" / path.name).exists()
+    study.run_study("dose", "smoke", dose_study, device="cpu", scheduler="synchronous", progress=False)
+    assert _same_row(json.loads(path.read_text()), clean)
+
+
+@pytest.mark.parametrize("how", ["truncate", "zero", "other", "meta"])
+def test_damaged_model_weights_are_rebuilt_before_a_transfer_needs_them(dose_study, how):
+    pr = get_preset("smoke")
+    transfers = [j for j in study.grid("dose", pr) if j.kind == "transfer"]
+    transfer = transfers[0]
+    pre = transfer.pretrain_job()
+    other = study.model_path(next(j for j in transfers if j.source != transfer.source).pretrain_job(), pr, dose_study)
+    weights, row = study.model_path(pre, pr, dose_study), study.row_path(pre, pr, dose_study)
+    clean_row, clean_weights = json.loads(row.read_text()), torch.load(weights, weights_only=True)
+    data = weights.read_bytes()
+    if how == "meta":
+        weights.with_suffix(".json").write_text("{\"width\": ")
+    else:
+        weights.write_bytes({"truncate": data[:100], "zero": bytes(len(data)), "other": other.read_bytes()}[how])
+    study.row_path(transfer, pr, dose_study).unlink()
+    study.run_job(transfer, pr, dose_study, device="cpu")
+    rebuilt = torch.load(weights, weights_only=True)
+    assert all(torch.equal(rebuilt[k], clean_weights[k]) for k in clean_weights)
+    assert _same_row(json.loads(row.read_text()), clean_row)
+    assert (dose_study / "damaged" / "models" / "smoke" / "dose" / weights.name).exists()
+
+
+def test_cache_command_counts_checks_and_prunes(dose_study):
+    import subprocess
+    import sys
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "hrtem_tl", "cache", "--preset", "smoke", "--cache",
+                               str(dose_study), *extra], capture_output=True, text=True)
+
+    result = run("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "results/rows" in result.stdout and " 0 damaged" in result.stdout
+    assert re.search(r"book at preset smoke, seeds 0: missing \d+/\d+ datasets, \d+/\d+ models", result.stdout)
+    rows = sorted((dose_study / "results" / "rows" / "dose").glob("transfer-*.json"))
+    rows[0].write_bytes(rows[0].read_bytes()[:10])
+    result = run("--check")
+    assert result.returncode == 2 and "1 damaged" in result.stdout and str(rows[0]) in result.stdout
+    assert not rows[0].exists()
+    stale = dose_study / "results" / "rows" / "dose" / "transfer-0000000000000000.json"
+    stale.write_text(json.dumps({**json.loads(rows[1].read_text()), "key": "0000000000000000"}))  # an old key
+    result = run("--prune")
+    assert "would remove" in result.stdout and str(stale) in result.stdout and stale.exists()
+    assert run("--prune", "--yes").returncode == 0 and not stale.exists()
+    study.run_study("dose", "smoke", dose_study, device="cpu", scheduler="synchronous", progress=False)

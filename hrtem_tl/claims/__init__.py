@@ -65,6 +65,7 @@ from .evidence import (
 )
 from .registry import CLAIMS, Claim, get_claims, measure, study_value
 from .report import (
+    SINGLE,
     _fmt,
     agreement,
     cached_scorecard,
@@ -112,7 +113,6 @@ from .statistics import (
 from .verdicts import (
     CONFIDENCE,
     N_BOOTSTRAP,
-    STRATA,
     VERDICTS,
     bar,
     bootstrap,

@@ -38,7 +38,11 @@ def scorecard(ev: Evidence, n_bootstrap: int = N_BOOTSTRAP) -> pd.DataFrame:
     for claim in get_claims(ev.series):
         ours, study = measure(claim, ev), study_value(claim)
         low, high = interval(draws[claim.key]) if draws is not None else (float("nan"), float("nan"))
-        word = verdict(claim, ours, study, low, high)
+        # one pretraining per source: the draws cannot vary P, so an interval would be a single model's luck
+        single = ev.models is not None and replicates < 2 and claim.random
+        word = SINGLE if single and not np.isnan(ours) else verdict(claim, ours, study, low, high)
+        if single:
+            low = high = float("nan")
         rows.append({"series": claim.series, "figure": claim.figure, "claim": claim.text, "key": claim.key,
                      "statistic": claim.statistic, "kind": claim.kind, "study": study, "bar": bar(claim, study),
                      "this run": ours, "low": low, "high": high,
@@ -91,9 +95,10 @@ def format_scorecard(card: pd.DataFrame) -> str:
 def verdict_counts(card: pd.DataFrame) -> str:
     """``3 hold, 1 undecided, 1 contradicts`` (the words that occur)."""
     counts = card.verdict.value_counts()
-    names = {"holds": "hold"}
-    return ", ".join(f"{counts[w]} {names.get(w, w)}" for w in (*VERDICTS, "not learned", "no verdict (test scale)",
-                                                                 "no data") if w in counts)
+    names = {"holds": "hold", SINGLE: "undecided (one pretraining per source)"}
+    order = [*VERDICTS, SINGLE, "not learned", "no verdict (test scale)", "no data"]
+    words = [w for w in order if w in counts] + sorted(set(counts.index) - set(order))
+    return ", ".join(f"{counts[w]} {names.get(w, w)}" for w in words)
 
 
 def _code_hash() -> str:
@@ -104,6 +109,9 @@ def _code_hash() -> str:
     here = Path(__file__).parent
     files = sorted(here.glob("*.py")) + [here.parent / "study.py", here.parent / "optics.py"]
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+
+
+SINGLE = "undecided (one pretraining per source: no interval)"
 
 
 def cached_scorecard(ev: Evidence, cache=None) -> pd.DataFrame:

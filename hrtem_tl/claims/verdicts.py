@@ -73,22 +73,44 @@ def replicates_to_decide(claim: Claim, ours: float, study: float, low: float, hi
 
 CONFIDENCE = 0.90  # the two-sided interval printed for every statistic
 N_BOOTSTRAP = 200  # draws per interval (the percentile ends move by about 0.01-0.02 between 200 and 1000)
-STRATA = ("series", "kind", "source", "target", "lr_pretrain", "lr_transfer", "transfer_size", "mixture")
 
 
-def strata(results: pd.DataFrame) -> list[np.ndarray]:
-    """Row positions of each resampling unit of a results table: the pretrainings of a source (all replicates
-    and seeds: a P cell's crowd), the transfers of a cell and setting pooled over freezing options (a T cell's
-    crowd, as the study's T cell pools freezing options and initialisations), the models of a mixture."""
-    cols = [c for c in STRATA if c in results]
-    keys = ["|".join(parts) for parts in zip(*(results[c].map(str) for c in cols))]
-    return list(pd.Series(keys).groupby(keys, sort=True).indices.values())
+def _text(row, cols) -> str:
+    return "|".join(str(row.get(c)) for c in cols)
 
 
-def resample(results: pd.DataFrame, units: list[np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
-    """One bootstrap draw: each unit's rows drawn with replacement, as many as it holds."""
-    picks = np.concatenate([rng.choice(u, size=len(u), replace=True) for u in units])
-    return results.iloc[picks].reset_index(drop=True)
+def strata(results: pd.DataFrame) -> list[list[list[np.ndarray]]]:
+    """The nested resampling units of a results table: groups of clusters of strata (row positions).
+
+    - the pretrainings of a source (all replicates and seeds: a P cell's crowd): one group, each row a cluster;
+    - the transfers from a source: one group whose clusters are its pretrained models (seed, replicate), each
+      holding a stratum per cell and setting (target, learning rates, size) with its freezing options: a draw
+      takes pretrained models with replacement, then transfers within each, so that the spread between
+      pretrainings reaches the T cells (the study's T cell pools freezing options and initialisations);
+    - the models of a mixture: one group, each row a cluster.
+    """
+    tree: dict = {}
+    for pos, row in enumerate(results.to_dict("records")):
+        if row.get("kind") == "transfer":
+            group = _text(row, ("series", "kind", "source", "lr_pretrain"))
+            cluster = _text(row, ("seed", "replicate"))
+            stratum = _text(row, ("target", "lr_transfer", "transfer_size"))
+        else:
+            group = _text(row, ("series", "kind", "source", "target", "lr_pretrain", "mixture"))
+            cluster, stratum = str(pos), ""
+        tree.setdefault(group, {}).setdefault(cluster, {}).setdefault(stratum, []).append(pos)
+    return [[[np.asarray(rows) for _, rows in sorted(cluster.items())] for _, cluster in sorted(group.items())]
+            for _, group in sorted(tree.items())]
+
+
+def resample(results: pd.DataFrame, units: list[list[list[np.ndarray]]], rng: np.random.Generator) -> pd.DataFrame:
+    """One bootstrap draw: in each group, as many clusters as it holds, drawn with replacement; in each drawn
+    cluster, each stratum's rows drawn with replacement, as many as it holds."""
+    picks = []
+    for clusters in units:
+        for c in rng.integers(0, len(clusters), size=len(clusters)):
+            picks += [rng.choice(rows, size=len(rows), replace=True) for rows in clusters[c]]
+    return results.iloc[np.concatenate(picks)].reset_index(drop=True)
 
 
 def bootstrap(ev: Evidence, n: int = N_BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
