@@ -289,9 +289,9 @@ def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", th
             return read_row(path, cache)
         except DamagedRow:  # moved aside and warned: trained again below
             pass
-    if threads:
-        torch.set_num_threads(threads)
     dev = tr.pick_device(device)
+    if dev.type == "cpu":  # one thread per model, whichever scheduler runs it: the same numbers in-process and on a
+        torch.set_num_threads(threads or 1)  # Dask worker (two threads sum in another order)
     if job.kind == "pretrain":
         row = _pretrain(job, pr, cache, dev)
     elif job.kind == "transfer":

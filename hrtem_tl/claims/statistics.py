@@ -275,10 +275,10 @@ def loss_grows_with_distance(ev: Evidence) -> float:
 
 
 def distance_fades_after_transfer(ev: Evidence) -> float:
-    """1 - slope(T) / slope(P), the median per-target least-squares slopes of log10 loss on the optical distance:
-    the share of the loss's growth with distance that transfer learning removes (> 0 when it weakens, 1 when it
-    is gone)."""
+    """(slope(P) - slope(T)) / (|slope(P)| + |slope(T)|), the median per-target least-squares slopes of log10
+    loss on the optical distance: > 0 when transfer learning weakens the loss's growth with distance, +1 when it
+    removes or reverses it (bounded, so a flat P slope cannot blow it up)."""
     slope_p, slope_t = _per_target(ev, "P")[1], _per_target(ev, "T")[1]
-    if slope_p <= 0:
-        raise MissingEvidence("a loss that grows with distance after pretraining")
-    return float(1 - slope_t / slope_p)
+    if slope_p == 0 and slope_t == 0:
+        raise MissingEvidence("a loss that depends on the distance")
+    return float((slope_p - slope_t) / (abs(slope_p) + abs(slope_t)))
