@@ -168,6 +168,8 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
     from .train import Data, TrainConfig, fit, new_model, pick_device
 
     pr, dev = get_preset(preset), pick_device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # as a training worker runs (one thread per model)
     side = pr.image_pixels
     n_train = pr.epoch_crops // 8 if pr.crop and pr.epoch_crops else pr.n_train
     print(f"\npretraining epoch at the {pr.name} preset ({pr.epoch_crops or n_train * 8} crops of "
@@ -184,10 +186,10 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
         cfg = TrainConfig(epochs=1, lr=1e-3, batch_size=pr.batch_size, augment=pr.augment, crop=pr.crop, seed=0)
         own = series.domains[0]
         times = {}
-        for label, watched in (("every", val), ("own", {own: val[own]})):
+        for label, watched in (("every", val), ("own", {own: val[own]})) * 2:  # best of two: less noise
             start = time.perf_counter()
             fit(new_model(pr.width, 0), train, watched, cfg, own, dev)
-            times[label] = time.perf_counter() - start
+            times[label] = min(times.get(label, float("inf")), time.perf_counter() - start)
         crops = n_train * (8 if pr.augment == "all8" else 1)
         validation = times["every"] - times["own"]  # one epoch's validation of the other domains
         total_every = pr.epochs * times["every"]

@@ -110,7 +110,7 @@ VERDICT_COLOURS = {"holds": "#1a9850", "weaker": "#fdae61", "undecided": "#99999
                    "undecided (one pretraining per source: no interval)": "#cccccc"}
 
 
-def forest_plot(card: pd.DataFrame, width: int = 360) -> alt.Chart:
+def forest_plot(card: pd.DataFrame, width: int = 260) -> alt.Chart:
     """Every claim a row: this run's statistic (dot, coloured by verdict) with its bootstrap interval (line), the
     study's value (black diamond) and the bar the verdict uses (grey ticks: half the study's value, a share, or
     the equivalence band ±log10 1.25); statistics on the study's scale."""
@@ -120,34 +120,38 @@ def forest_plot(card: pd.DataFrame, width: int = 360) -> alt.Chart:
     rows = []
     for _, r in card.iterrows():
         label = f"{r.series}: {r.claim}"
-        label = label if len(label) <= 78 else label[:76] + "…"
+        label = label if len(label) <= 60 else label[:58] + "…"
         bars = [-r.bar, r.bar] if r.kind == "equivalence" else [r.bar]
         rows.append({"claim": label, "figure": r.figure, "verdict": r.verdict, "run": finite(r["this run"]),
                      "low": finite(r.low), "high": finite(r.high), "study": finite(r.study),
                      "bars": [finite(b) for b in bars]})
     data = pd.DataFrame(rows)
     order = list(data.claim)
-    y = alt.Y("claim:N", sort=order, title=None, axis=alt.Axis(labelLimit=520))
+    y = alt.Y("claim:N", sort=order, title=None, axis=alt.Axis(labelLimit=330))
+    x_scale = alt.Scale(domain=[-1.0, 1.4], clamp=True)  # statistics are signs, rank correlations, log ratios
     base = alt.Chart(alt.Data(values=_records(data)))
     x_title = f"statistic (> 0 supports the claim; {int(CONFIDENCE * 100)} % bootstrap interval)"
-    zero = alt.Chart(alt.Data(values=[{"x": 0}])).mark_rule(color="#444", strokeDash=[2, 2]).encode(x="x:Q")
+    zero = alt.Chart(alt.Data(values=[{"x": 0}])).mark_rule(color="#444", strokeDash=[2, 2]).encode(
+        x=alt.X("x:Q", scale=x_scale))
     ticks = (base.transform_flatten(["bars"]).transform_filter("isValid(datum.bars)")
-             .mark_tick(color="#888", thickness=2, size=14).encode(x="bars:Q", y=y))
+             .mark_tick(color="#888", thickness=2, size=14).encode(x=alt.X("bars:Q", scale=x_scale), y=y))
     intervals = base.transform_filter("isValid(datum.low)").mark_rule(strokeWidth=2).encode(
-        x=alt.X("low:Q", title=x_title), x2="high:Q", y=y,
+        x=alt.X("low:Q", title=x_title, scale=x_scale), x2="high:Q", y=y,
         color=alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICT_COLOURS),
-                                                      range=list(VERDICT_COLOURS.values()))))
+                                                      range=list(VERDICT_COLOURS.values())),
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=320)))
     runs = base.transform_filter("isValid(datum.run)").mark_circle(size=70, opacity=1).encode(
-        x="run:Q", y=y, color="verdict:N",
+        x=alt.X("run:Q", scale=x_scale), y=y, color="verdict:N",
         tooltip=["claim:N", "figure:N", "verdict:N", alt.Tooltip("run:Q", format="+.2f"),
                  alt.Tooltip("low:Q", format="+.2f"), alt.Tooltip("high:Q", format="+.2f"),
                  alt.Tooltip("study:Q", format="+.2f")])
     study = base.transform_filter("isValid(datum.study)").mark_point(
-        shape="diamond", color="black", size=60, filled=True).encode(x="study:Q", y=y)
+        shape="diamond", color="black", size=60, filled=True).encode(x=alt.X("study:Q", scale=x_scale), y=y)
     return (alt.layer(zero, ticks, intervals, runs, study)
             .properties(width=width, height=18 * len(order),
-                        title=alt.TitleParams("The study's claims: this run (dot and interval) against the study "
-                                              "(diamond) and the bar of the verdict (grey)")))
+                        title=alt.TitleParams("The study's claims, this run against the study",
+                                              subtitle="dot and line: this run and its interval; diamond: the "
+                                                       "study; grey ticks: the bar of the verdict")))
 
 
 def reference_heatmaps(ref: pd.DataFrame, series: str, order, cell: int = 22) -> alt.FacetChart:
