@@ -132,7 +132,7 @@ CPU = Preset(
     notes={
         "replicates": "5 / 3 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
                       "and defocus ones transferred to every target: a pretraining takes 9 core-seconds and a "
-                      "transfer 1.6 here (measured), so 77 pretrainings and 756 transfers fit the 20-minute book. "
+                      "transfer 1.6 here (measured), so 78 pretrainings and 819 later models fit the book (18 min). "
                       "Dose gets the most pretrainings because its P claims sit nearest their bars (per-seed "
                       "statistics +0.10 to +0.40 against a bar of +0.35); a second transferred replicate because "
                       "with one, a single poor pretraining sets a whole row of T (measured: defocus +-5 nm rows at "
