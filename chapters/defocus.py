@@ -81,9 +81,8 @@ figures.Download(models, "defocus_models.csv", "Download the per-model table beh
 # median of its target column; the picker switches between P and T.
 
 # %% tags=["hide-input"]
-distance_cells = {run: pd.concat([claims.distance_table(ev, s).assign(stage=s) for s in ("P", "T")])
-                  for run, ev in (("ours", evidence), ("study", claims.published("defocus")))}
-figures.show(figures.distance_chart(distance_cells["ours"], distance_cells["study"], "defocus",
+figures.show(figures.distance_chart(claims.distance_cells(evidence),
+                                    claims.distance_cells(claims.published("defocus")), "defocus",
                                     "Loss against the contrast-transfer distance (off-diagonal cells)"),
              "defocus_distance", static_dir)
 

@@ -33,7 +33,6 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
-import pandas as pd
 
 from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.presets import get_preset
@@ -82,9 +81,8 @@ figures.Download(models, "dose_models.csv", "Download the per-model table behind
 # an off-diagonal cell, its loss over the median of its target column; the picker switches between P and T.
 
 # %% tags=["hide-input"]
-distance_cells = {run: pd.concat([claims.distance_table(ev, s).assign(stage=s) for s in ("P", "T")])
-                  for run, ev in (("ours", evidence), ("study", claims.published("dose")))}
-figures.show(figures.distance_chart(distance_cells["ours"], distance_cells["study"], "dose",
+figures.show(figures.distance_chart(claims.distance_cells(evidence),
+                                    claims.distance_cells(claims.published("dose")), "dose",
                                     "Loss against the distance between doses (off-diagonal cells)"),
              "dose_distance", static_dir)
 

@@ -74,11 +74,7 @@ def check(cache=None) -> tuple[int, list[str]]:
         try:
             load_model(path)
         except Exception as err:  # any unreadable model (torch and JSON raise many kinds)
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
-            for part in (path, path.with_suffix(".json")):
-                if part.exists():
-                    move_aside(part, cache, reason)
-            damaged.append(f"{path}: {reason}")
+            damaged.append(f"{path}: {study.set_aside_model(path, cache, err)}")
     return n, damaged
 
 

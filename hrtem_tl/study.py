@@ -183,21 +183,25 @@ def _pretrained(pre: Job, pr: Preset, cache, dev, threads):
     """The weights of a pretraining, trained (again) when they are missing or damaged: a damaged file is moved
     aside with its row, so that the pretraining and its row are rebuilt together (the same on a CPU)."""
     path = model_path(pre, pr, cache)
-    for attempt in range(2):
-        if path.exists():
-            try:
-                return tr.load_model(path)[0]
-            except Exception as err:  # torch and JSON raise many kinds; any unreadable model is rebuilt
-                if attempt:
-                    raise
-                for damaged in (path, path.with_suffix(".json")):
-                    if damaged.exists():
-                        move_aside(damaged, cache, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")
-        row = row_path(pre, pr, cache)
-        if row.exists():
-            move_aside(row, cache, "its model weights are missing or damaged")
-        run_job(pre, pr, cache, str(dev), threads)
+    if path.exists():
+        try:
+            return tr.load_model(path)[0]
+        except Exception as err:  # torch and JSON raise many kinds; any unreadable model is rebuilt
+            set_aside_model(path, cache, err)
+    row = row_path(pre, pr, cache)
+    if row.exists():
+        move_aside(row, cache, "its model weights are missing or damaged")
+    run_job(pre, pr, cache, str(dev), threads)
     return tr.load_model(path)[0]
+
+
+def set_aside_model(path: Path, cache, err: Exception) -> str:
+    """Move unreadable model weights and their metadata to ``<cache>/damaged/``; return the reason."""
+    reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+    for part in (path, path.with_suffix(".json")):
+        if part.exists():
+            move_aside(part, cache, reason)
+    return reason
 
 
 def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:

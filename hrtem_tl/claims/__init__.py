@@ -88,6 +88,7 @@ from .statistics import (
     _transfers,
     aggressive_learning_rates_best,
     defocus_in_focus_hardest,
+    distance_cells,
     distance_fades_after_transfer,
     distance_table,
     dose_low_pretraining_worse,

@@ -253,6 +253,11 @@ def distance_table(ev: Evidence, stage: str) -> pd.DataFrame:
     return cells
 
 
+def distance_cells(ev: Evidence) -> pd.DataFrame:
+    """:func:`distance_table` of P and of T in one table, with a ``stage`` column (the distance charts)."""
+    return pd.concat([distance_table(ev, stage).assign(stage=stage) for stage in ("P", "T")], ignore_index=True)
+
+
 def _per_target(ev: Evidence, stage: str) -> tuple[float, float]:
     """Over target columns with >= 3 sources: the mean Spearman correlation of distance and loss, and the median
     least-squares slope of log10 loss against distance."""
