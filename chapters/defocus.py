@@ -21,9 +21,20 @@
 # The study's Figs 7.1, 6.1, 6.2, 7.2 and 8.1. Models pretrained on CdSe images at one of five defoci (-10 to
 # +10 nm) are transferred to each of eleven (-25 to +25 nm; dose 400 e⁻/Å²). P is the loss on the target after
 # pretraining, T after transfer learning.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** relate the transfer between imaging conditions to the contrast transfer function; choose a
+# freezing option, a transfer set size and learning rates from measured sweeps.
+#
+# **You need** the {doc}`handson` chapter, and the contrast transfer function of a weak phase object.
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`defocus_time_empty`. This page:
+# {glue:text}`defocus_time_run`.
+# ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | cpu-fine | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -37,9 +48,11 @@ import numpy as np
 import pandas as pd
 
 from hrtem_tl import claims, datasets, figures, study
+from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
 pr = get_preset(preset, seeds)
+clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)
 evidence = claims.evidence("defocus", results, pr)
 series = datasets.SERIES["defocus"]
@@ -190,7 +203,90 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("defocus"), "defo
 # %% tags=["hide-input"]
 figures.Table(claims.display_table(card))
 
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then open the solution: its numbers were computed by this run.
+#
+# :::{exercise}
+# :label: defocus-focus
+# In the heatmap the in-focus target (0 nm) is the hardest. Why should images taken in focus be the hardest to
+# segment? Think of what a weak phase object looks like at zero defocus.
+# :::
+
+# %% tags=["solution", "remove-cell"]
+from hrtem_tl import optics
+
+for domain in ("-100", "0", "250"):
+    figures.glue_value(f"defocus_contrast_{domain}", optics.fringe_contrast(float(domain), "CdSe", pr.pixel_size))
+figures.glue_value("defocus_sd_nm", datasets.DEFOCUS_SD / 10)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} defocus-focus
+# :class: dropdown
+# A thin specimen shifts the phase of the electron wave, and a phase shift is invisible in an ideal in-focus
+# image: contrast comes from the aberration phase chi(q), and for the phase contrast transfer sin(chi(q)) to be
+# large, chi must be near pi/2. Without spherical aberration chi is proportional to the defocus, so in focus
+# (apart from the {glue:text}`defocus_sd_nm:.1f` nm spread of each image's defocus) little reaches the image.
+# On CdSe's lattice fringes,
+# with the simulation's optics (`hrtem_tl.optics.fringe_contrast`: the root mean square transfer at the fringes,
+# 1 = full contrast): {glue:text}`defocus_contrast_0:.2f` at 0 nm, against {glue:text}`defocus_contrast_-100:.2f`
+# at -10 nm and {glue:text}`defocus_contrast_250:.2f` at +25 nm. In this run the in-focus target is the hardest by
+# {glue:text}`claim_defocus_focus_hardest_run:+.2f` {glue:text}`claim_defocus_focus_hardest_interval`
+# (**{glue:text}`claim_defocus_focus_hardest_verdict`**).
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: defocus-freeze
+# Freezing the encoder saves most of the trainable parameters. Predict which costs more loss after transfer:
+# freezing the encoder or the decoder? Which saves more time per image?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} defocus-freeze
+# :class: dropdown
+# From the hyperparameter sweep of this run (log10 of the median T over that of no freezing): encoder frozen
+# {glue:text}`claim_hyper_encoder_worse_run:+.3f` {glue:text}`claim_hyper_encoder_worse_interval`, decoder frozen
+# {glue:text}`claim_hyper_decoder_alike_run:+.3f` {glue:text}`claim_hyper_decoder_alike_interval` (the study
+# {glue:text}`claim_hyper_encoder_worse_study:+.3f` and {glue:text}`claim_hyper_decoder_alike_study:+.3f`).
+# Freezing the encoder removed {glue:text}`claim_cost_parameters_run:.2f` of the trainable parameters and
+# {glue:text}`claim_cost_time_run:.2f` of the time per image: with the encoder frozen the backward pass stops at
+# the decoder, while with the decoder frozen the gradient must still travel back through it to reach the
+# encoder.
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: defocus-halve
+# Halve the transfer set: going from the sweep's largest transfer set to half of it, how much do you expect the
+# loss after transfer to rise?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+main_sweep = sweep[np.isclose(sweep.lr_pretrain.astype(float), pr.main_lr[0])
+                   & np.isclose(sweep.lr_transfer.astype(float), pr.main_lr[1])]
+by_size = main_sweep.groupby("transfer_size").T_study.median()
+largest = int(by_size.index.max())
+half = int(max(n for n in by_size.index if n <= largest // 2)) if (by_size.index <= largest // 2).any() else largest
+figures.glue_value("defocus_half_n", half)
+figures.glue_value("defocus_full_n", largest)
+figures.glue_value("defocus_half_rise", by_size[half] / by_size[largest])
+figures.glue_value("defocus_sizes_all", ", ".join(f"{n}: {v:.3f}" for n, v in by_size.items()))
+
+# %% [markdown] tags=["solution"]
+# :::{solution} defocus-halve
+# :class: dropdown
+# Median T over the sweep's targets at the main learning rates, per transfer set size:
+# {glue:text}`defocus_sizes_all`. From {glue:text}`defocus_full_n` to {glue:text}`defocus_half_n` images the loss
+# changes by a factor {glue:text}`defocus_half_rise:.2f`. The study found more transfer images lower the loss and
+# its spread (claims above); the hands-on chapter sets the same curve beside training from scratch.
+# :::
+
 # %% tags=["remove-cell"]
 if live_widgets:
     figures.explore(lambda reduction="median": study.cell_table(models, reduction).pivot(
         index="source", columns="target", values="T"), reduction=list(figures.REDUCTIONS))
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

@@ -23,9 +23,20 @@
 # **T** after transfer learning. A P cell pools every pretraining of its pretraining dose (independent replicates,
 # as the study pooled every model pretrained on a source), so it does not depend on the freezing checkboxes; they
 # pick which transfers enter a T cell. The radio buttons pick how the models of a cell are reduced.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** read P/T heatmaps of a dose series; tell a dose pair's asymmetry from the difficulty of its
+# target; judge a claim by its interval.
+#
+# **You need** the {doc}`handson` chapter (P, T, the freezing options) and Poisson statistics.
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`dose_time_empty`. This page:
+# {glue:text}`dose_time_run`.
+# ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | cpu-fine | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -35,9 +46,11 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 # %% tags=["hide-input"]
 
 from hrtem_tl import claims, datasets, figures, study
+from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
 pr = get_preset(preset, seeds)
+clock = ChapterClock("dose", pr, cache)
 results = study.results("dose", pr, cache, device)
 evidence = claims.evidence("dose", results, pr)
 order = datasets.SERIES["dose"].domains
@@ -119,6 +132,99 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("dose"), "dose", 
 # %% tags=["hide-input"]
 figures.Table(claims.display_table(card))
 
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then open the solution: its numbers were computed by this run.
+#
+# :::{exercise}
+# :label: dose-pick
+# You may pretrain at one dose only and will meet images at every other dose later. Which dose would you pretrain
+# at, and why? Judge it twice: by the loss on the other doses straight after pretraining (P), and after transfer
+# learning on a few images of each (T).
+# :::
+
+# %% tags=["solution", "remove-cell"]
+import numpy as np
+
+cells = study.cell_table(models)
+doses = sorted(order, key=float)
+off_diagonal = ~np.eye(len(doses), dtype=bool)
+for stage in ("P", "T"):
+    matrix = cells.pivot(index="source", columns="target", values=f"{stage}_study").loc[doses, doses]
+    per_source = matrix.where(off_diagonal).median(axis=1)
+    figures.glue_value(f"dose_pick_{stage}", per_source.idxmin())
+    figures.glue_value(f"dose_pick_{stage}_all", ", ".join(f"{d}: {v:.3f}" for d, v in per_source.items()))
+
+# %% [markdown] tags=["solution"]
+# :::{solution} dose-pick
+# :class: dropdown
+# Median loss on the other doses per pretraining dose (e⁻/Å², study's scale). After pretraining:
+# {glue:text}`dose_pick_P_all`; the best is **{glue:text}`dose_pick_P`**. After transfer:
+# {glue:text}`dose_pick_T_all`; the best is **{glue:text}`dose_pick_T`**. The study's answer (its Fig 9.1): a
+# high dose for pretraining, since a model that learnt particles from clean images carries them to noisier ones
+# better than the reverse; after transfer the pretraining dose matters much less (the claims above, with their
+# verdicts in this run).
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: dose-swap
+# Predict before you look at the heatmap: is a model pretrained at the lowest dose and tested at the highest
+# worse or better than one pretrained at the highest and tested at the lowest? By how much?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+low, high = doses[0], doses[-1]
+p_cells = cells.set_index(["source", "target"]).P_study
+figures.glue_value("dose_low", low)
+figures.glue_value("dose_high", high)
+figures.glue_value("dose_low_high", p_cells[(low, high)])
+figures.glue_value("dose_high_low", p_cells[(high, low)])
+
+# %% [markdown] tags=["solution"]
+# :::{solution} dose-swap
+# :class: dropdown
+# After pretraining: {glue:text}`dose_low` -> {glue:text}`dose_high` e⁻/Å² loses
+# {glue:text}`dose_low_high:.3f`, {glue:text}`dose_high` -> {glue:text}`dose_low` loses
+# {glue:text}`dose_high_low:.3f` (medians, study's scale). Mind what each number measures: the second is tested
+# on the noisiest images, which are hard for every model (the diagonal shows how hard), so the fair comparison
+# is the study's balance over all dose pairs, each cell against its target's own difficulty:
+# {glue:text}`claim_dose_low_to_high_run:+.2f` {glue:text}`claim_dose_low_to_high_interval` here
+# (**{glue:text}`claim_dose_low_to_high_verdict`**; study {glue:text}`claim_dose_low_to_high_study:+.2f`).
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: dose-counts
+# A dose is electrons per Å². How many electrons does one pixel of a {glue:text}`dose_low` e⁻/Å² image hold at
+# this preset, and what is its signal-to-noise ratio? And in the study's own images?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+from hrtem_tl.presets import PRESETS
+
+count_pixel = pr.count_pixel_size or pr.pixel_size
+figures.glue_value("dose_study_pixel", PRESETS["paper"].pixel_size)
+for name, pixel in (("here", count_pixel), ("study", PRESETS["paper"].pixel_size)):
+    counts = float(low) * pixel**2
+    figures.glue_value(f"dose_counts_{name}", counts)
+    figures.glue_value(f"dose_snr_{name}", counts**0.5)
+figures.glue_value("dose_count_pixel", count_pixel)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} dose-counts
+# :class: dropdown
+# Electrons per pixel = dose x pixel area: {glue:text}`dose_low` x ({glue:text}`dose_count_pixel` Å)² =
+# {glue:text}`dose_counts_here:.2f` here. The counts are Poisson, so their standard deviation is the square root
+# of their mean and a pixel's signal-to-noise ratio is sqrt(counts) = {glue:text}`dose_snr_here:.2f`. The study's
+# {glue:text}`dose_study_pixel` Å pixels hold {glue:text}`dose_counts_study:.2f` electrons (SNR
+# {glue:text}`dose_snr_study:.2f`): the same dose is noisier per pixel on a finer pixel. Coarser pixels than
+# the study's make every dose cleaner than its
+# own, which moves the dose claims: the cpu-fine preset's finer pixels come closer (the presets table, and
+# `hrtem_tl/presets.py`).
+# :::
+
 # %% tags=["remove-cell"]
 if live_widgets:
     figures.explore(lambda reduction="median", freeze=("none", "encoder", "decoder"): study.cell_table(
@@ -126,3 +232,6 @@ if live_widgets:
         reduction=list(figures.REDUCTIONS), freeze=[("all", ("none", "encoder", "decoder")),
                                                     ("none", ("none",)), ("encoder", ("encoder",)),
                                                     ("decoder", ("decoder",))])
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

@@ -40,9 +40,20 @@
 #   use it, and cross-entropy; the study's own values appear beside ours on their own colour scale.
 # - The checkboxes pick which freezing options (none, encoder, decoder) enter a cell; the radio buttons pick the
 #   reduction (median, mean, min, max) over the models of a cell. All of it works in the page, with no kernel.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** read the book's scorecard: a claim of the study as a statistic, its bootstrap interval and a
+# verdict; tell a finding from a run's luck.
+#
+# **You need** none: this page says how to read the others. Teachers: start with the {doc}`handson` chapter.
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`intro_time_empty`. This page:
+# {glue:text}`intro_time_run`.
+# ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | cpu-fine | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -53,11 +64,12 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 import pandas as pd
 
 from hrtem_tl import claims, datasets, figures, study
-from hrtem_tl.book import read_timings
+from hrtem_tl.book import ChapterClock, read_timings
 from hrtem_tl.presets import PRESETS, get_preset
 from hrtem_tl.study import grid_size
 
 pr = get_preset(preset, seeds)
+clock = ChapterClock("intro", pr, cache)
 timings = read_timings(pr.name, cache)
 for stage in ("simulate", "train"):
     figures.glue_value(f"time_{stage}_min", timings.get(stage, float("nan")) / 60)
@@ -143,3 +155,87 @@ figures.Table(pd.DataFrame([{
 #   scorecard in the terminal; `--seeds 1` trains and scores another training seed; `--scheduler
 #   tcp://host:8786` sends the independent scenes and models to an existing Dask cluster.
 # - In a live kernel, set `live_widgets = True` to get ipywidgets controls over the same tables.
+#
+# ## Teaching with this book
+#
+# Each chapter opens with what it teaches, what it assumes and how long it takes to run, and ends with exercises
+# whose solutions stay folded until asked for (their numbers computed by the run, like the prose). The
+# {doc}`handson` chapter is a lab session: the study's protocol on one pair of domains, beside training from
+# scratch, at the `class` preset on 2-core laptops. `python -m hrtem_tl student OUT` writes every chapter as a
+# student notebook, each solution replaced by a stub (`--preset class` is its default), with its py:percent twin
+# beside it; the download button of each page offers the executed notebook.
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise}
+# :label: intro-sign
+# A claim's statistic can have the study's sign in this run and still not "hold". Why does a verdict ask for more
+# than the right sign? How many of this run's claims are in that position?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+right_sign = cards[(cards["this run"] > 0) & (cards.verdict != "holds")]
+figures.glue_value("intro_right_sign", len(right_sign))
+figures.glue_value("intro_right_sign_verdicts", claims.verdict_counts(right_sign) if len(right_sign) else "none")
+
+# %% [markdown] tags=["solution"]
+# :::{solution} intro-sign
+# :class: dropdown
+# A sign from one set of models can be luck: another set of seeds could flip it. The interval says how far the
+# statistic moves when the pretrainings and transfers are resampled; only when it excludes 0 is the sign a
+# finding, and only when the statistic also reaches half the study's value is the effect as large as the study's
+# claim. Here {glue:text}`intro_right_sign` claims have a positive statistic without holding
+# ({glue:text}`intro_right_sign_verdicts`).
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: intro-decide
+# Pick the undecided claim that looks nearest to a verdict. How many replicates per source would likely decide it,
+# and which preset setting would you change to get them?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+undecided = cards[cards.verdict.str.startswith("undecided")].sort_values("replicates to decide")
+if len(undecided):
+    nearest = undecided.iloc[0]
+    figures.glue_value("intro_nearest", f"{nearest.series}: {nearest.claim}")
+    figures.glue_value("intro_nearest_r", f"about {nearest['replicates to decide']:.0f} replicates per source "
+                       f"(this run has {nearest.replicates})" if nearest["replicates to decide"] < 1e6 else
+                       "more replicates than the interval can tell (its statistic sits on a boundary)")
+else:
+    figures.glue_value("intro_nearest", "none: this run has no undecided claim")
+    figures.glue_value("intro_nearest_r", "nothing to add")
+
+# %% [markdown] tags=["solution"]
+# :::{solution} intro-decide
+# :class: dropdown
+# Nearest to a verdict in this run: {glue:text}`intro_nearest`, with {glue:text}`intro_nearest_r`. The estimate
+# assumes the interval narrows as one over the square root of the replicates. Replicates are the preset's
+# `replicates` per series (`hrtem_tl/presets.py`); `--seeds 0,1` doubles every one of them.
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: intro-scale
+# The study's published losses went through softmax twice, so they never fall below a floor. Why can we still
+# compare our runs with the study, and what can we not compare?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+from hrtem_tl.train import STUDY_FLOOR
+
+figures.glue_value("intro_floor", STUDY_FLOOR)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} intro-scale
+# :class: dropdown
+# Cross-entropy applied to probabilities instead of logits has the floor log(1 + 1/e) =
+# {glue:text}`intro_floor:.4f` and a ceiling: the study's values are bounded like an error rate and not in nats.
+# We score our models on that same scale (floor subtracted) and compare signs, ranks and ratios of losses, never
+# their absolute values across the two; the study's heatmaps appear beside ours on their own colour scale.
+# :::
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

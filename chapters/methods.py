@@ -20,9 +20,20 @@
 #
 # Everything here is computed by the package `hrtem_tl` in this run; the numbers come from
 # `../shared/STUDY.md` (the study's methods), cited in the code where they are used.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** follow a simulated HRTEM image from atoms to a labelled training pair; size the U-Net and its
+# training.
+#
+# **You need** basic electron optics (phase contrast, defocus) and convolutional networks.
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`methods_time_empty`. This page:
+# {glue:text}`methods_time_run`.
+# ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | cpu-fine | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -33,10 +44,12 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 import pandas as pd
 
 from hrtem_tl import claims, datasets, figures, structures, study
+from hrtem_tl.book import ChapterClock
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
 
 pr = get_preset(preset, seeds)
+clock = ChapterClock("methods", pr, cache)
 dataset_files = datasets.simulate_series("all", pr, cache, study.simulation_device(device), progress=False)
 figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
 
@@ -122,3 +135,78 @@ figures.glue_value("params_saving_pct", 100 * claims.freezing_encoder_saves_para
 # {glue:text}`cost_encoder:.2f` ms with the encoder frozen and {glue:text}`cost_decoder:.2f` ms with the decoder
 # frozen. Freezing the encoder cut the trainable parameters by {glue:text}`params_saving_pct:.0f` % and the time
 # by {glue:text}`cost_saving_pct:.0f` % (the study: ~80 % and 15-25 %).
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise}
+# :label: methods-params
+# At the study's width, what share of the U-Net's parameters still trains with the encoder frozen, and with the
+# decoder frozen? What does that predict for the training time per image?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+for option in ("encoder", "decoder"):
+    figures.glue_value(f"methods_share_{option}", 100 * freeze(UNet(64), option) / total)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} methods-params
+# :class: dropdown
+# Encoder frozen: {glue:text}`methods_share_encoder:.0f` % of the parameters train; decoder frozen:
+# {glue:text}`methods_share_decoder:.0f` %. Time does not follow the parameter count: the forward pass is the
+# same, and only a frozen encoder spares the backward pass through it (the gradient still has to cross a frozen
+# decoder to reach the encoder). This run measured the time above.
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: methods-fringes
+# Where in the Fourier transform of a CdSe image at this preset should the lattice fringes appear? Give the
+# distance from the centre in pixels of the transform for the strongest few.
+# :::
+
+# %% tags=["solution", "remove-cell"]
+from hrtem_tl import optics
+
+n_pixels = pr.image_pixels
+strongest = sorted(optics.reflections("CdSe", pr.pixel_size), key=lambda gf: -gf[1])[:3]
+figures.glue_value("methods_fft_n", n_pixels)
+figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_pixels * pr.pixel_size:.1f} pixels"
+                                                for g, _ in sorted(strongest)))
+
+# %% [markdown] tags=["solution"]
+# :::{solution} methods-fringes
+# :class: dropdown
+# A fringe of spacing d is a spatial frequency |g| = 1/d; on an image of N = {glue:text}`methods_fft_n` pixels of
+# {glue:text}`pixel_size` Å, frequency |g| lands |g| N x pixel pixels from the centre of the transform. The three
+# strongest CdSe reflections (kinematic structure factors with abTEM's Lobato scattering factors,
+# `hrtem_tl.optics.reflections`): {glue:text}`methods_fringes`. The test suite checks the simulated images'
+# transforms against CdSe's lattice spacings.
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: methods-steps
+# How many minibatches does one pretraining epoch take at this preset, and how many does a transfer epoch on 16
+# target images take?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+forms = 8 if pr.augment == "all8" else 1
+per_epoch = (pr.epoch_crops if pr.crop and pr.epoch_crops else pr.n_train * forms) / pr.batch_size
+figures.glue_value("methods_pretrain_steps", per_epoch)
+figures.glue_value("methods_transfer_steps", 16 * forms / pr.batch_size)
+figures.glue_value("methods_forms", forms)
+figures.glue_value("methods_batch", pr.batch_size)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} methods-steps
+# :class: dropdown
+# An epoch shows each image in its {glue:text}`methods_forms` dihedral forms (rotations and flips), in minibatches
+# of {glue:text}`methods_batch`: a pretraining epoch here takes {glue:text}`methods_pretrain_steps:.0f`
+# minibatches, a transfer epoch on 16 images {glue:text}`methods_transfer_steps:.0f`. Transfer learning is cheap
+# because its stage sees few images, not because an image costs less.
+# :::
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

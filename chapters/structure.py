@@ -21,9 +21,20 @@
 # The study's Fig 9.2. Nine lattices (wurtzite, fcc, diamond, spinel, bcc), small (radius 1-2 nm) and large
 # (2.5-3.5 nm) particles, imaged at -10 nm and 300 e⁻/Å². Heatmaps show small particles; the last figure compares
 # sizes.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** predict which crystal lattices transfer to which, and what particle size does; recognise a
+# lattice the network did not learn.
+#
+# **You need** the {doc}`handson` chapter, and crystal structures (fcc, bcc, diamond, wurtzite, spinel).
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`structure_time_empty`. This page:
+# {glue:text}`structure_time_run`.
+# ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | cpu | cpu-fine | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -34,11 +45,13 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 import pandas as pd
 
 from hrtem_tl import claims, figures, study
+from hrtem_tl.book import ChapterClock
 from hrtem_tl.model import FREEZE_OPTIONS
 from hrtem_tl.presets import get_preset
 from hrtem_tl.structures import LATTICES
 
 pr = get_preset(preset, seeds)
+clock = ChapterClock("structure", pr, cache)
 results = study.results("structure", pr, cache, device)
 evidence = claims.evidence("structure", results, pr)
 small = [f"{name}_small" for name in LATTICES]
@@ -118,7 +131,86 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("structure"), "st
 # %% tags=["hide-input"]
 figures.Table(claims.display_table(card))
 
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then open the solution: its numbers were computed by this run.
+#
+# :::{exercise}
+# :label: structure-pick
+# You must segment Ag nanoparticles but have labelled images of other lattices only. Which would you pretrain on,
+# and why? Check your answer against the P heatmap.
+# :::
+
+# %% tags=["solution", "remove-cell"]
+from hrtem_tl.structures import LATTICES as _LATTICES
+
+p_cells = study.cell_table(models).set_index(["source", "target"]).P_study
+column = {s: p_cells[(s, "Ag_small")] for s in small if s != "Ag_small" and (s, "Ag_small") in p_cells}
+best = min(column, key=column.get)
+figures.glue_value("structure_best_for_ag", best.replace("_small", ""))
+figures.glue_value("structure_best_for_ag_loss", column[best])
+figures.glue_value("structure_best_symmetry", _LATTICES[best.replace("_small", "")].structure)
+figures.glue_value("structure_ag_all", ", ".join(f"{s.replace('_small', '')} {v:.3f}"
+                                                 for s, v in sorted(column.items(), key=lambda kv: kv[1])))
+
+# %% [markdown] tags=["solution"]
+# :::{solution} structure-pick
+# :class: dropdown
+# Ag is face-centred cubic, like Cu. Median P on small Ag particles per pretraining lattice, best first:
+# {glue:text}`structure_ag_all`. The best here is **{glue:text}`structure_best_for_ag`**
+# ({glue:text}`structure_best_symmetry`). The study found lattices of the same crystal symmetry transfer well to
+# each other; this run's test of that claim: {glue:text}`claim_structure_symmetry_run:+.2f`
+# {glue:text}`claim_structure_symmetry_interval` (**{glue:text}`claim_structure_symmetry_verdict`**).
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: structure-size
+# A model pretrained on small particles meets large ones of the same lattice. Predict whether
+# it does worse on them than a model pretrained on large particles, and whether transfer learning closes the gap.
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} structure-size
+# :class: dropdown
+# The median over lattices of log10(P(small -> large) / P(large -> large)) is
+# {glue:text}`claim_size_small_loses_run:+.2f` {glue:text}`claim_size_small_loses_interval` in this run (study
+# {glue:text}`claim_size_small_loses_study:+.2f`: small-trained models lose a little), and transfer changes the
+# gap by {glue:text}`claim_size_irons_out_run:+.2f` {glue:text}`claim_size_irons_out_interval`. Verdicts:
+# **{glue:text}`claim_size_small_loses_verdict`** and **{glue:text}`claim_size_irons_out_verdict`**: a verdict
+# that is "not learned" or "undecided" is a finding about this scale, not about the physics.
+# :::
+
+# %% [markdown]
+# :::{exercise}
+# :label: structure-hardest
+# Which lattice do you expect to be the hardest to segment, on its own, and why?
+# :::
+
+# %% tags=["solution", "remove-cell"]
+learned = claims.learned_sources(evidence).sort_values("median")
+hardest = learned.iloc[-1]
+figures.glue_value("structure_hardest", hardest.source)
+figures.glue_value("structure_hardest_ratio", hardest["median"])
+figures.glue_value("structure_easiest", learned.iloc[0].source)
+figures.glue_value("structure_easiest_ratio", learned.iloc[0]["median"])
+
+# %% [markdown] tags=["solution"]
+# :::{solution} structure-hardest
+# :class: dropdown
+# In this run, the loss of each lattice's pretrainings on their own validation images over the loss of a constant
+# prediction (1: learnt nothing): hardest **{glue:text}`structure_hardest`**
+# ({glue:text}`structure_hardest_ratio:.2f`), easiest {glue:text}`structure_easiest`
+# ({glue:text}`structure_easiest_ratio:.2f`). A particle is seen through how strongly its atoms scatter electrons,
+# which grows with the atomic number: diamond C is carbon on a carbon support, the weakest contrast of all, and its
+# closely spaced fringes need fine pixels (the cpu-fine preset).
+# :::
+
 # %% tags=["remove-cell"]
 if live_widgets:
     figures.explore(lambda reduction="median": study.cell_table(small_models, reduction).pivot(
         index="source", columns="target", values="T"), reduction=list(figures.REDUCTIONS))
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

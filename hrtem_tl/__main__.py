@@ -1,4 +1,4 @@
-"""Command line: ``python -m hrtem_tl {simulate,train,book,claims,cache,bench} ...`` (see ``--help``)."""
+"""Command line: ``python -m hrtem_tl {simulate,train,book,claims,cache,student,bench} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,12 @@ def parser() -> argparse.ArgumentParser:
     inv.add_argument("--check", action="store_true", help="read every artefact back; move damaged ones aside")
     inv.add_argument("--prune", action="store_true", help="list artefacts no preset makes any more (dry run)")
     inv.add_argument("--yes", action="store_true", help="with --prune: remove them")
+    student = sub.add_parser("student", help="student notebooks: every chapter with its solutions taken out")
+    student.add_argument("out", help="folder for the notebooks (and their paired .py files)")
+    student.add_argument("--preset", default="class", help=f"the notebooks' default preset, one of "
+                         f"{', '.join(PRESETS)} (default class)")
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", help="simulate or train")
+    bench.add_argument("what", help="simulate, train or class")
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     return ap
 
@@ -64,7 +68,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parser().parse_args(argv)
     try:
-        if args.command not in ("bench", "cache"):
+        if args.command not in ("bench", "cache", "student"):
             _check("series", args.series, SERIES_CHOICES)
         if args.command != "bench":
             _check("preset", args.preset, list(PRESETS))
@@ -87,8 +91,14 @@ def _run(args) -> int:
     if args.command == "bench":
         from . import bench as benchmarks
 
-        _check("what", args.what, ["simulate", "train"])
+        _check("what", args.what, ["simulate", "train", "class"])
         getattr(benchmarks, f"bench_{args.what}")(device=args.device)
+        return 0
+    if args.command == "student":
+        from .student import write_student_notebooks
+
+        paths = write_student_notebooks(args.out, args.preset)
+        print(f"{len(paths)} student notebooks (solutions taken out, preset {args.preset}) in {args.out}")
         return 0
     preset = get_preset(args.preset, getattr(args, "seeds", None))
     if args.command == "cache":

@@ -197,3 +197,39 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
         print(f"{name:10s} {len(series.domains):7d} {n_val * len(series.domains):11d} {times['every']:15.2f} "
               f"{times['own']:13.2f} {crops / times['every']:14.0f} {crops / times['own']:12.0f} "
               f"{1 - total_own / total_every:17.0%}")
+
+
+CLASS_CHAPTERS = ("handson", "dose", "defocus", "structure")
+
+
+def bench_class(device: str = "auto", chapters=CLASS_CHAPTERS, cache=None) -> dict:
+    """Seconds for each chapter at the ``class`` preset from an empty cache, as a student runs it: papermill on
+    the chapter, in a fresh temporary cache folder of its own (simulation, training and the page). Each time is
+    recorded in ``cache``'s timings (the chapters' "time to run" boxes read them). Targets: the hands-on chapter
+    within 5 minutes and each study chapter within 10, on a 2-core laptop."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .book import EMPTY_CACHE, execute_chapter, record_timing
+    from .parallel import n_cores
+    from .train import pick_device
+
+    dev = pick_device(device).type
+    targets = {"handson": 300.0}
+    print(f"class preset, from an empty cache, {n_cores()} cores, device {dev}: papermill per chapter")
+    out = {}
+    for name in chapters:
+        folder = Path(tempfile.mkdtemp(prefix=f"hrtem-class-{name}-"))
+        try:
+            params = {"preset": "class", "cache": str(folder / "cache"), "device": dev}
+            start = time.perf_counter()
+            execute_chapter(name, folder / "out", params, folder / "kernel.log")
+            out[name] = time.perf_counter() - start
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        record_timing(f"chapter {name} {EMPTY_CACHE}", "class", out[name], cache)
+        target = targets.get(name, 600.0)
+        print(f"  {name:10s} {out[name] / 60:5.1f} min  (target {target / 60:.0f} min: "
+              f"{'met' if out[name] <= target else 'MISSED'})", flush=True)
+    return out

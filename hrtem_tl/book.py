@@ -24,7 +24,8 @@ from .cache import atomic_write, cache_dir
 from .presets import Preset, get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("intro", "methods", "dose", "defocus", "structure")
+CHAPTERS = ("intro", "methods", "handson", "dose", "defocus", "structure")
+EMPTY_CACHE = "from an empty cache"
 
 
 def timings_path(cache=None) -> Path:
@@ -42,6 +43,42 @@ def record_timing(stage: str, preset: str, seconds: float, cache=None) -> None:
 def read_timings(preset: str, cache=None) -> dict:
     path = timings_path(cache)
     return json.loads(path.read_text()).get(preset, {}) if path.exists() else {}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def empty_cache_times(chapter: str, cache=None) -> str:
+    """The measured times of ``chapter`` from an empty cache on this machine, per preset, as prose."""
+    path = timings_path(cache)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    stage = f"chapter {chapter} {EMPTY_CACHE}"
+    found = [f"{_minutes(stages[stage])} at preset {name}" for name, stages in data.items() if stage in stages]
+    return ("; ".join(found) if found else
+            "not measured on this machine yet (`python -m hrtem_tl bench class` measures it at the class preset)")
+
+
+class ChapterClock:
+    """A chapter's time to run: started in its first code cell, stopped (and glued) in its last. A run that began
+    with an empty cache folder records its time as the chapter's time from an empty cache at its preset."""
+
+    def __init__(self, chapter: str, preset: str | Preset, cache=None):
+        self.chapter, self.preset, self.cache = chapter, get_preset(preset).name, cache
+        root = cache_dir(cache)
+        self.empty = not root.exists() or not any(root.iterdir())
+        self.start = time.perf_counter()
+
+    def stop(self, glue) -> float:
+        """Record the time, then glue ``<chapter>_time_run`` (this run) and ``<chapter>_time_empty`` (prose)."""
+        seconds = time.perf_counter() - self.start
+        record_timing(f"chapter {self.chapter}", self.preset, seconds, self.cache)
+        if self.empty:
+            record_timing(f"chapter {self.chapter} {EMPTY_CACHE}", self.preset, seconds, self.cache)
+        glue(f"{self.chapter}_time_run", f"{_minutes(seconds)} at preset {self.preset}"
+             + (" from an empty cache" if self.empty else ", with the data and models it found in the cache"))
+        glue(f"{self.chapter}_time_empty", empty_cache_times(self.chapter, self.cache))
+        return seconds
 
 
 def _kernel_manager(stderr_path: Path):
@@ -92,6 +129,7 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     One progress bar per stage (scenes, datasets, pretrainings, transfers, chapters, HTML); one Dask cluster
     serves the simulation and the training.
     """
+    from . import lesson
     from .datasets import simulate_series
     from .figures import write_vega_bundle
     from .parallel import progress_bar, session
@@ -108,7 +146,7 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
         simulate_series("all", pr, cache, simulation_device(str(dev)), scheduler, progress=progress)
         record_timing("simulate", pr.name, time.perf_counter() - start, cache)
         t0 = time.perf_counter()
-        run_study("all", pr, cache, str(dev), scheduler, progress=progress)
+        run_study("all", pr, cache, str(dev), scheduler, progress=progress, extra_jobs=lesson.all_jobs(pr))
         record_timing("train", pr.name, time.perf_counter() - t0, cache)
     src = out_dir / "src"
     if src.exists():
@@ -129,6 +167,7 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     record_timing("chapters", pr.name, time.perf_counter() - t0, cache)
     bar = progress_bar(1, "HTML", progress, unit="build")
     index = render_html(src)
+    scrub_downloads(index.parent)
     bar.update()
     bar.close()
     record_timing("book", pr.name, time.perf_counter() - start, cache)
@@ -161,6 +200,17 @@ def write_sphinx_conf(src: Path) -> Path:
     Image.fromarray(icon).save(src / "_static" / "favicon.png")
     conf.write_text("".join(f"{k} = {v!r}\n" for k, v in settings.items()))
     return conf
+
+
+def scrub_downloads(html: Path) -> None:
+    """The notebooks the download button offers (``_sources``) without papermill's injected parameters cell, which
+    holds this machine's paths (the page shows the run's parameters; the notebook keeps its defaults cell)."""
+    import nbformat
+
+    for path in (html / "_sources").rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        atomic_write(path, lambda tmp: nbformat.write(nb, tmp))
 
 
 def render_html(src: Path) -> Path:

@@ -222,6 +222,77 @@ def distance_chart(ours: pd.DataFrame, study: pd.DataFrame, series: str, title: 
     return alt.layer(points, lines).add_params(stage).properties(width=420, height=260, title=title)
 
 
+# ---------------------------------------------------------------- the hands-on chapter
+
+LESSON_COLOURS = {"from scratch": "#000000", "transfer: none frozen": "#1f77b4",
+                  "transfer: encoder frozen": "#ff7f0e", "transfer: decoder frozen": "#2ca02c",
+                  "pretrained only (no target image)": "#888888", "pretraining (source images)": "#888888"}
+
+
+def _lesson_line(method: str, freeze: str) -> str:
+    if method == "transfer":
+        return f"transfer: {freeze} frozen"
+    return {"pretrained only": "pretrained only (no target image)",
+            "pretraining": "pretraining (source images)"}.get(method, method)
+
+
+def learning_curve_chart(models: pd.DataFrame, title: str) -> alt.LayerChart:
+    """Loss on the target against the number of labelled target images (log axis): each model a dot, each method
+    (from scratch; transfer per freezing option) a line through its reduced value per size; the pretrained-only
+    models (no target image) a dashed rule. Freezing checkboxes, reduction and loss-scale pickers; from
+    ``lesson.model_table``."""
+    data = models.assign(line=[_lesson_line(m, f) for m, f in zip(models.method, models.freeze)])
+    colour = alt.Color("line:N", title=None, scale=alt.Scale(domain=list(LESSON_COLOURS)[:5],
+                                                             range=list(LESSON_COLOURS.values())[:5]),
+                       legend=alt.Legend(orient="right"))
+    y = alt.Y("value:Q", title="loss on the target (log)", scale=alt.Scale(type="log"))
+    base = (alt.Chart(alt.Data(values=_records(data))).transform_filter(PASS_ANY_FREEZE)
+            .transform_calculate(value="scale == 'cross-entropy' ? datum.loss : datum.loss_study"))
+    trained = base.transform_filter("datum.size > 0")
+    x = alt.X("size:Q", title="labelled target images", scale=alt.Scale(type="log", nice=False),
+              axis=alt.Axis(values=sorted(int(n) for n in data["size"].unique() if n > 0), format="d"))
+    dots = trained.mark_circle(size=28, opacity=0.45).encode(
+        x=x, y=y, color=colour, tooltip=["line:N", "size:Q", "replicate:Q", alt.Tooltip("value:Q", format=".4f")])
+    reduced = (trained.transform_aggregate(median="median(value)", mean="mean(value)", min="min(value)",
+                                           max="max(value)", groupby=["line", "size"])
+               .transform_calculate(value="datum[reduction]"))
+    lines = reduced.mark_line(point=True, strokeWidth=2).encode(
+        x=x, y=y, color=colour, tooltip=["line:N", "size:Q", alt.Tooltip("value:Q", format=".4f")])
+    rule = (base.transform_filter("datum.size == 0")
+            .transform_aggregate(median="median(value)", mean="mean(value)", min="min(value)", max="max(value)",
+                                 groupby=["line"])
+            .transform_calculate(value="datum[reduction]")
+            .mark_rule(strokeDash=[5, 4], strokeWidth=2).encode(y=y, color=colour))
+    return (alt.layer(rule, dots, lines).add_params(*freeze_params(), reduction_param(), scale_param())
+            .properties(width=380, height=260, title=title))
+
+
+def epoch_curves_chart(curves: pd.DataFrame, title: str) -> alt.FacetChart:
+    """Training and validation cross-entropy per epoch of every model of the target-set size picked in a
+    drop-down (one line per model; the pretrainings beside them), with freezing checkboxes; from
+    ``lesson.curve_table``."""
+    data = curves.assign(line=[_lesson_line(m, f) for m, f in zip(curves.method, curves.freeze)])
+    sizes = sorted(int(n) for n in data["size"].unique() if n > 0)
+    pick = alt.param(name="images", value=sizes[0],
+                     bind=alt.binding_select(options=sizes, name="labelled target images "))
+    colour = alt.Color("line:N", title=None, scale=alt.Scale(domain=list(LESSON_COLOURS),
+                                                             range=list(LESSON_COLOURS.values())))
+    lines = (alt.Chart(alt.Data(values=_records(data)))
+             .transform_filter(f"(datum.size == images || datum.size == 0) && ({PASS_ANY_FREEZE})")
+             .mark_line(opacity=0.8, strokeWidth=1.5).encode(
+                 x=alt.X("epoch:O", title="epoch"),
+                 y=alt.Y("loss:Q", title="cross-entropy (nats, log)", scale=alt.Scale(type="log")),
+                 color=colour, detail="model:N",
+                 strokeDash=alt.condition("datum.method == 'pretraining'", alt.value([4, 3]), alt.value([1, 0])),
+                 tooltip=["model:N", "epoch:O", alt.Tooltip("loss:Q", format=".4f")])
+             .properties(width=260, height=220))
+    split_names = {"train": "training images (mean over the epoch's minibatches)",
+                   "validation": "validation images (after the epoch)"}
+    return (lines.facet(column=alt.Column("split:N", title=None, sort=["train", "validation"],
+                                          header=alt.Header(labelExpr=f"{json.dumps(split_names)}[datum.value]")))
+            .add_params(pick, *freeze_params()).properties(title=title))
+
+
 # ---------------------------------------------------------------- example images
 
 def _png_data_url(array: np.ndarray) -> str:

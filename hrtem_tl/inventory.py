@@ -2,7 +2,8 @@
 
 - summary: per stage (scenes, datasets, models, results rows, scorecards, FFTW plans, damaged) the number of files
   and their size;
-- missing: for a preset and seeds, the datasets and the models of the book that the cache lacks;
+- missing: for a preset and seeds, the datasets and the models of the book (the hands-on chapter's included)
+  that the cache lacks;
 - ``--check``: every artefact read back whole (npz CRCs, results rows with their keys, model weights); a damaged
   one is moved to ``<cache>/damaged/`` and named, and the stage that owns it rebuilds it on the next run;
   temporary files that a killed write left (older than 10 minutes: no write in flight) are removed;
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from . import datasets as ds
-from . import study
+from . import lesson, study
 from .cache import CorruptArtefact, cache_dir, load_npz, move_aside
 from .presets import PRESETS, Preset
 
@@ -39,7 +40,7 @@ def summary(cache=None) -> list[tuple[str, int, int]]:
 def missing(preset: Preset, cache=None) -> dict[str, int]:
     """How many datasets and models of ``preset``'s book (at its seeds) the cache lacks."""
     sets = [(name, d, split) for name in ds.SERIES for d in ds.SERIES[name].domains for split in ds.SPLITS]
-    jobs = [j for name in ds.SERIES for j in study.grid(name, preset)]
+    jobs = [j for name in ds.SERIES for j in study.grid(name, preset)] + lesson.all_jobs(preset)
     return {"datasets": sum(not ds.dataset_path(*s, preset, cache).exists() for s in sets),
             "datasets_total": len(sets),
             "models": sum(not study.row_path(j, preset, cache).exists() for j in jobs), "models_total": len(jobs)}

@@ -134,6 +134,16 @@ def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: floa
     return float(max(energy, 0.0) / scale) if scale > 0 else float("nan")
 
 
+def fringe_contrast(defocus: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048) -> float:
+    """How strongly a domain at ``defocus`` (Å) transfers the fringes of ``lattice``: the root mean square of its
+    phase contrast transfer over the fringe weights and the domain's defocus draws, sqrt(E |T|_w^2 / |1|_w^2), in
+    [0, 1] (1: every fringe at full contrast)."""
+    q = np.linspace(0, 1 / (2 * pixel_size), n)
+    w = fringe_weights(q, lattice, pixel_size)
+    curves, p = transfer_draws(defocus, q)
+    return float(np.sqrt(p @ np.trapezoid(w * curves**2, q, axis=-1) / np.trapezoid(w, q)))
+
+
 def dose_distance(a: float, b: float) -> float:
     """|ln(a / b)| for doses ``a`` and ``b`` (e-/Å²) on a shared pixel."""
     return float(abs(np.log(a / b)))

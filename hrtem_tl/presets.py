@@ -7,6 +7,8 @@
 - ``cpu-fine``: the cpu preset on 0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel
   (what the dose series' asymmetry needs) and diamond C and Si particles are learned (what the structure verdicts
   need), with larger crops; 41 minutes on 2 cores.
+- ``class``: the cpu preset for a lab session: the hands-on chapter from an empty cache in at most 5 minutes, each
+  study chapter in at most 10, on a 2-core laptop.
 - ``smoke``: seconds, for the tests. Particle radii are scaled down to fit a small field: not for conclusions.
 """
 
@@ -84,6 +86,13 @@ class Preset:
     # True: a pretraining validates on every domain at every epoch (the study's record); False: on its own domain
     # only, and on every domain once, at the selected epoch (the same P; ``bench train`` measures the saving)
     validate_every_epoch: bool = True
+    # the hands-on chapter (``hrtem_tl.lesson``): one (pretraining, target) pair of one series, the target-set sizes
+    # that transfers and from-scratch models train on, and the independent models per size, method and seed (its
+    # pretrainings are the series' replicates 0..lesson_replicates-1: the study's own where they exist)
+    lesson_series: str = "defocus"
+    lesson_pair: tuple = ("-100", "0")
+    lesson_sizes: tuple = (8, 64, 512)
+    lesson_replicates: int = 3
     notes: dict = field(default_factory=dict, compare=False)
 
     def simulation_params(self) -> dict:
@@ -127,7 +136,7 @@ CPU = Preset(
     width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
     transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
     augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
-    structure_transfers="figure", validate_every_epoch=False,
+    structure_transfers="figure", validate_every_epoch=False, lesson_sizes=(1, 8, 64),
     replicates={"dose": 5, "defocus": 3, "structure": 2}, transfer_replicates={"dose": 2, "defocus": 2},
     notes={
         "replicates": "5 / 3 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
@@ -179,6 +188,21 @@ CPU_FINE = replace(
     },
 )
 
+# the cpu preset for a lab session: the same data (the scenes are shared with cpu), fewer replicates
+CLASS = replace(
+    CPU, name="class", replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={},
+    sweep_targets=("250",), lesson_sizes=(1, 8, 64), lesson_replicates=4,
+    notes={
+        "class": "a lab session on 2-core laptops: the hands-on chapter from an empty cache in at most 5 minutes "
+                 "and each study chapter in at most 10 (both measured by `python -m hrtem_tl bench class`)",
+        "replicates": "3 / 2 / 2 pretrainings per source, one transferred: every P statistic gets an interval; "
+                      "T statistics rest on one transfer per cell, so the scorecard says which claims that decides",
+        "lesson": "-10 nm -> +25 nm defocus, 2, 8 and 32 target images, 3 models per size and method: TODO measured",
+        "sweep": "the hyperparameter sweep transfers from -10 nm to +25 nm only",
+        "all": "otherwise the cpu preset, whose data it shares",
+    },
+)
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper", extent=128.0, sim_sampling=0.1, pixel_size=0.2, slice_thickness=2.0, n_phonons=8,
@@ -189,6 +213,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu": CPU,
     "cpu-fine": CPU_FINE,
+    "class": CLASS,
     "smoke": Preset(
         name="smoke", extent=48.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=4.0, n_phonons=1,
         substrate_thickness=(10.0, 20.0), cdse_diameter=(16.0, 24.0),
@@ -201,7 +226,7 @@ PRESETS: dict[str, Preset] = {
         sweep_targets=("50",), structure_transfers="figure",
         transfer_domains={"defocus": ("-100", "0", "50", "250"),
                           "structure": ("CdSe_small", "Cu_small", "Fe_small", "CdSe_large")}, verdicts=False,
-        replicates={"dose": 2},
+        replicates={"dose": 2}, lesson_sizes=(2, 8), lesson_replicates=2,
         notes={"all": "test scale; radii scaled down to fit the 48 Å field; transfers only among a few domains "
                       "of the defocus and structure series (every pretraining still runs)"},
     ),

@@ -38,7 +38,7 @@ class Job:
     """One trained model: a pretraining, a transfer, or a single-stage mixture (baseline)."""
 
     series: str
-    kind: str  # "pretrain" | "transfer" | "mixture"
+    kind: str  # "pretrain" | "transfer" | "mixture" | "scratch" (the hands-on chapter's from-scratch baseline)
     source: str
     seed: int
     lr_pretrain: float
@@ -48,6 +48,9 @@ class Job:
     transfer_size: int | None = None
     mixture: tuple | None = None  # (images from source, images from target)
     replicate: int = 0  # which of the R independent pretrainings of (source, seed) this is or starts from
+    # None: a transfer's stage is one pass over its images (and their dihedral forms) per epoch, as in the study;
+    # "pretraining": as many minibatches per epoch as a pretraining (the hands-on chapter's equal-budget runs)
+    budget: str | None = None
 
     def pretrain_job(self) -> "Job":
         return Job(self.series, "pretrain", self.source, self.seed, self.lr_pretrain, replicate=self.replicate)
@@ -55,16 +58,20 @@ class Job:
     def train_seed(self) -> int:
         """The seed of this model's initialisation and batch order: a pretraining's depends on (series, source,
         seed, replicate), so that replicates and sources are independent draws (presets.py says why); a
-        transfer's on (seed, replicate) only, so the freezing options of a cell see the same batches; a mixture
-        keeps the run's seed."""
+        transfer's on (seed, replicate) only, so the freezing options of a cell see the same batches; a model
+        trained from scratch on target images on (series, target, seed, replicate); a mixture keeps the run's seed."""
         if self.kind == "mixture":
             return self.seed
-        parts = (self.series, self.source) if self.kind == "pretrain" else ("transfer",)
+        parts = {"pretrain": (self.series, self.source),
+                 "scratch": (self.series, "scratch", self.target)}.get(self.kind, ("transfer",))
         text = "/".join(map(str, (*parts, self.seed, self.replicate)))
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
     def key(self, preset: Preset) -> str:
-        return key_of({"job": asdict(self), "preset": preset.model_params()})
+        job = asdict(self)
+        if job["budget"] is None:  # the keys of every job from before the field existed stay as they were
+            del job["budget"]
+        return key_of({"job": job, "preset": preset.model_params()})
 
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
@@ -137,21 +144,31 @@ def _row(job: Job, preset: Preset, device, hist: tr.History, model, **extra) -> 
     row.update(preset=preset.name, width=preset.width, epochs=preset.epochs, device=str(device),
                precision=tr.precision_name(device), trainable_params=count_trainable(model),
                seconds_per_epoch=hist.seconds_per_epoch, images_per_second=hist.images_per_second,
-               losses=json.dumps(hist.losses), losses_study=json.dumps(hist.study), key=job.key(preset))
+               losses=json.dumps(hist.losses), losses_study=json.dumps(hist.study),
+               train_losses=json.dumps(hist.train), key=job.key(preset))
     row.update(extra)
     if row["mixture"] is not None:
         row["mixture"] = list(row["mixture"])
     return row
 
 
-def _config(job: Job, preset: Preset, lr: float, epochs: int, n_images: int) -> tr.TrainConfig:
-    """The training settings of a job; a model trained from scratch gets ``preset.epoch_crops`` crops an epoch."""
-    forms = 8 if preset.augment == "all8" else 1
+def _config(job: Job, pr: Preset, lr: float, epochs: int, n_images: int) -> tr.TrainConfig:
+    """The training settings of a job. A pretraining or a mixture gets ``epoch_crops`` crops an epoch (with
+    ``crop``); a model from scratch on target images, or a transfer with a pretraining's budget, as many
+    minibatches per epoch as a pretraining (its crops, or without ``crop`` as many passes as a pretraining's
+    dataset holds images); a transfer otherwise one pass over its images (one crop of each)."""
+    if job.budget not in (None, "pretraining"):
+        raise ValueError(f"budget={job.budget!r} is unknown; allowed: None, 'pretraining'")
+    forms = 8 if pr.augment == "all8" else 1
     crops = 1
-    if job.kind != "transfer" and preset.crop and preset.epoch_crops:
-        crops = max(1, round(preset.epoch_crops / (forms * n_images)))
-    return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=preset.batch_size, augment=preset.augment,
-                          crop=preset.crop, crops_per_image=crops, seed=job.train_seed())
+    if job.kind == "scratch" or job.budget == "pretraining":
+        source_images = pr.n_train if ds.SERIES[job.series].group == "cdse" else pr.structure_train
+        per_epoch = pr.epoch_crops if pr.crop and pr.epoch_crops else forms * source_images
+        crops = max(1, round(per_epoch / (forms * n_images)))
+    elif job.kind != "transfer" and pr.crop and pr.epoch_crops:
+        crops = max(1, round(pr.epoch_crops / (forms * n_images)))
+    return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=pr.batch_size, augment=pr.augment,
+                          crop=pr.crop, crops_per_image=crops, seed=job.train_seed())
 
 
 def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
@@ -243,6 +260,20 @@ def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
                 T_study=hist.study[job.target][t_epoch])
 
 
+def _scratch(job: Job, pr: Preset, cache, dev) -> dict:
+    """Baseline of the hands-on chapter: a fresh U-Net trained on ``transfer_size`` target images only, with a
+    pretraining's budget (``epochs`` epochs of ``epoch_crops`` crops) at the pretraining learning rate; scored like
+    a transfer (the target's validation loss at its best epoch)."""
+    train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
+    val = _val_sets(job.series, pr, cache)
+    model = tr.new_model(pr.width, job.train_seed())
+    hist = tr.fit(model, train, {job.target: val[job.target]},
+                  _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.target, dev)
+    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
+                T_study=hist.study[job.target][t_epoch])
+
+
 ROW_KEYS = ("series", "kind", "source", "seed", "key", "preset")  # every results row has these
 
 
@@ -300,6 +331,8 @@ def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", th
         row = _pretrain(job, pr, cache, dev)
     elif job.kind == "transfer":
         row = _transfer(job, pr, cache, dev, threads)
+    elif job.kind == "scratch":
+        row = _scratch(job, pr, cache, dev)
     else:
         row = _mixture(job, pr, cache, dev)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(row)))
@@ -316,31 +349,43 @@ def _check_datasets(series: str, preset: Preset, cache) -> None:
 
 
 def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, device: str = "auto",
-              scheduler: str | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Train every missing job of ``series`` (pretrainings first) and return the results tables."""
-    from .parallel import n_cores, run_tasks
-
+              scheduler: str | None = None, progress: bool = True, extra_jobs=()) -> dict[str, pd.DataFrame]:
+    """Train every missing job of ``series`` (pretrainings first), and of ``extra_jobs`` (the hands-on chapter's,
+    whose datasets must exist too), and return the results tables."""
     names, pr = ds.series_names(series), get_preset(preset)
-    dev = tr.pick_device(device)
     for name in names:
         _check_datasets(name, pr, cache)
+    run_jobs([j for name in names for j in grid(name, pr)] + list(extra_jobs), pr, cache, device, scheduler,
+             progress)
+    return {name: load_results(name, pr, cache) for name in names}
+
+
+def run_jobs(jobs, preset: Preset, cache=None, device: str = "auto", scheduler: str | None = None,
+             progress: bool = True) -> None:
+    """Train the unfinished ``jobs`` on the workers: every pretraining first, then the models that start from one
+    or from scratch (one progress bar each)."""
+    from .parallel import n_cores, run_tasks
+
+    dev = tr.pick_device(device)
     cache = str(cache_dir(cache))
     gpu = dev.type == "cuda"
     threads = None if scheduler == "synchronous" or gpu else 1
-    jobs = [j for name in names for j in grid(name, pr) if not _finished(j, pr, cache)]
-    for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture"), "transfers")):
+    todo = [j for j in dict.fromkeys(jobs) if not _finished(j, preset, cache)]
+    for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture", "scratch"), "transfers")):
         # every pretraining of every series first: the transfers of all series then share the workers
-        run_tasks(run_job, [j for j in jobs if j.kind in kinds],
-                  dict(preset=pr, cache=cache, device=str(dev), threads=threads), scheduler=scheduler, desc=desc,
-                  progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(), describe=_describe, unit="model")
-    return {name: load_results(name, pr, cache) for name in names}
+        run_tasks(run_job, [j for j in todo if j.kind in kinds],
+                  dict(preset=preset, cache=cache, device=str(dev), threads=threads), scheduler=scheduler,
+                  desc=desc, progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(), describe=_describe,
+                  unit="model")
 
 
 def _describe(row: dict) -> str:
     """Progress-bar text for a finished model: its selected loss."""
     if row["kind"] == "pretrain":
         return f"{row['series']} {row['source']}: P={json.loads(row['P_all'])[row['source']]:.4f}"
-    return f"{row['series']} {row['source']}->{row['target']} {row.get('freeze') or 'mix'}: T={row['T']:.4f}"
+    how = {"scratch": f"from scratch on {row.get('transfer_size')}", "mixture": "mix"}.get(row["kind"],
+                                                                                       row.get("freeze"))
+    return f"{row['series']} {row['source']}->{row['target']} {how}: T={row['T']:.4f}"
 
 
 def simulation_device(device: str) -> str:

@@ -78,7 +78,7 @@ class TrainConfig:
     batch_size: int = 16
     augment: str = "all8"
     crop: int = 0
-    crops_per_image: int = 1  # with ``crop``: random crops of each image (and dihedral form) per epoch
+    crops_per_image: int = 1  # random crops (with ``crop``; else passes) of each image and dihedral form per epoch
     seed: int = 0
 
     def __post_init__(self):
@@ -94,6 +94,7 @@ class History:
 
     losses: dict = field(default_factory=dict)  # domain -> [cross-entropy per epoch]
     study: dict = field(default_factory=dict)  # domain -> [loss on the study's scale per epoch]
+    train: list = field(default_factory=list)  # mean minibatch cross-entropy (nats) of each epoch, while training
     seconds_per_epoch: float = 0.0
     images_per_second: float = 0.0
     best_epoch: int = -1
@@ -104,9 +105,9 @@ def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
     """Shuffled, augmented (and cropped) minibatches of one epoch.
 
     An epoch shows every image in all 8 dihedral forms (``all8``), in one random form (``random``) or as it is,
-    each ``crops_per_image`` times (a new random crop each time) when training on crops.
+    each ``crops_per_image`` times (a new random crop each time when training on crops).
     """
-    n, repeats = len(data), cfg.crops_per_image if cfg.crop else 1
+    n, repeats = len(data), cfg.crops_per_image
     if cfg.augment == "all8":
         idx = torch.arange(n).repeat(8 * repeats)
         ks = torch.arange(8).repeat_interleave(n).repeat(repeats)
@@ -204,6 +205,7 @@ def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select
     for epoch in range(cfg.epochs):
         model.train()
         start = time.perf_counter()
+        running, steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
         for x, y in batches(train, cfg, gen):
             x, y = _to(x, device), y.to(device)
             with _autocast(device):
@@ -211,10 +213,13 @@ def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            running += loss.detach()
+            steps += 1
             seen += len(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         train_time += time.perf_counter() - start
+        hist.train.append(float(running) / max(steps, 1))
         sched.step()
         for name, data in val.items():
             ce, study = evaluate_both(model, data, device)

@@ -25,10 +25,11 @@ from hrtem_tl.book import CHAPTERS, ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
-EXPECTED_CHARTS = {"intro": 1, "methods": 2, "dose": 3, "defocus": 6, "structure": 3}
-MAIN_FIGURE = {"intro": "claims_forest", "methods": "examples", "dose": "dose_pt", "defocus": "defocus_pt",
-               "structure": "structure_pt"}
-MORE_FIGURES = {"dose": ("dose_distance",), "defocus": ("defocus_distance",)}  # also saved from file://
+EXPECTED_CHARTS = {"intro": 1, "methods": 2, "handson": 3, "dose": 3, "defocus": 6, "structure": 3}
+MAIN_FIGURE = {"intro": "claims_forest", "methods": "examples", "handson": "handson_learning_curve",
+               "dose": "dose_pt", "defocus": "defocus_pt", "structure": "structure_pt"}
+MORE_FIGURES = {"dose": ("dose_distance",), "defocus": ("defocus_distance",),
+                "handson": ("handson_epochs",)}  # also saved from file://
 
 
 @pytest.fixture(scope="session")
@@ -290,6 +291,54 @@ def test_example_viewer_switches_images(browser, site):
     images = page.page.evaluate("document.querySelectorAll('#examples svg .mark-image image').length")
     assert before != after and images == 2  # image and mask
     assert not page.errors, page.errors
+    page.page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_exercises_render_with_their_solutions_folded_until_opened(browser, site, book, chapter):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
+    exercises = page.page.locator(".exercise")
+    solutions = page.page.locator(".solution")
+    assert exercises.count() >= 3 and solutions.count() == exercises.count()
+    first = solutions.first
+    body = first.locator("section, p").last
+    first.scroll_into_view_if_needed()
+    assert not body.is_visible()  # folded
+    shots = book / "screenshots"
+    shots.mkdir(exist_ok=True)
+    scheme = site.split(":", 1)[0]
+    if scheme == "file":
+        first.screenshot(path=str(shots / f"{chapter}-solution-closed.png"))
+    first.locator(".toggle-button").click()
+    body.wait_for(state="visible")
+    text = first.inner_text()
+    assert "{glue" not in text and "glue:text" not in text  # every number was filled in by the run
+    if scheme == "file":
+        first.locator("xpath=preceding-sibling::*[contains(@class, 'exercise')][1]").screenshot(
+            path=str(shots / f"{chapter}-exercise.png"))
+        first.screenshot(path=str(shots / f"{chapter}-solution-open.png"))
+    first.locator(".toggle-button").click()
+    body.wait_for(state="hidden")
+    assert not page.errors, page.errors
+    assert not page.outside, page.outside
+    page.page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_download_button_offers_the_chapter_notebook_offline(browser, site, book, chapter):
+    page = Page(browser, f"{site}/chapters/{chapter}.html")
+    link = page.page.locator("a[href$='.ipynb']").first
+    href = link.get_attribute("href")
+    assert href and href.endswith(f"{chapter}.ipynb") and not href.startswith("http")
+    target = (html_dir(book) / "chapters" / href).resolve()
+    notebook = json.loads(target.read_text())
+    assert notebook["cells"] and any(c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code")
+    # the executed notebook, without the injected parameters cell that holds this machine's paths
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in notebook["cells"])
+    assert str(book.resolve()) not in target.read_text()
+    page.page.locator(".dropdown-download-buttons button").first.click()
+    assert link.is_visible()
+    assert not page.errors and not page.outside
     page.page.close()
 
 

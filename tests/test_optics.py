@@ -79,3 +79,11 @@ def test_dose_distance_is_the_log_ratio_of_counts():
     assert optics.domain_distance("dose", "150", "150") == 0
     with pytest.raises(ValueError, match="series='structure' has no optical distance; allowed: defocus, dose"):
         optics.domain_distance("structure", "Cu_small", "Ag_small")
+
+
+def test_fringe_contrast_is_weakest_in_focus_and_mirror_symmetric_without_cs():
+    """A weak phase object in focus shows little contrast (sin chi ~ 0); without Cs, +f and -f transfer alike."""
+    contrast = {f: optics.fringe_contrast(f, "CdSe", 0.5) for f in (-250.0, -100.0, 0.0, 100.0, 250.0)}
+    assert all(0 < c <= 1 for c in contrast.values())
+    assert contrast[0.0] < 0.6 * min(c for f, c in contrast.items() if f != 0)
+    assert contrast[100.0] == pytest.approx(contrast[-100.0], rel=1e-9)

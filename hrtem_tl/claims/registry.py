@@ -47,6 +47,8 @@ class Claim:
     stated: float | None = None  # the study's number where its tables do not hold what the statistic needs
     # False for a statistic of the network itself (parameters, time per image), which no pretraining's luck moves
     random: bool = True
+    # the bar of a claim the study states no number for (the hands-on chapter's); None: from the study's value
+    threshold: float | None = None
 
     @property
     def statistic(self) -> str:

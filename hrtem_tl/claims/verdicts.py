@@ -17,6 +17,8 @@ def bar(claim: Claim, study: float) -> float:
     study gives no number), MIN_SHARE (share claims), log10(EQUIVALENCE_FACTOR) on |statistic| (equivalence)."""
     if claim.kind == "equivalence":
         return float(np.log10(EQUIVALENCE_FACTOR))
+    if claim.threshold is not None:
+        return float(claim.threshold)
     if claim.kind == "share":
         return MIN_SHARE
     return HALF * study if np.isfinite(study) and study > 0 else 0.0
