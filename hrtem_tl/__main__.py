@@ -56,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", help="simulate, train or class")
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+    bench.add_argument("--keep", default=None, help="class: keep each chapter's cache under KEEP/<chapter>")
     return ap
 
 
@@ -92,7 +93,8 @@ def _run(args) -> int:
         from . import bench as benchmarks
 
         _check("what", args.what, ["simulate", "train", "class"])
-        getattr(benchmarks, f"bench_{args.what}")(device=args.device)
+        extra = {"keep": args.keep} if args.what == "class" and args.keep else {}
+        getattr(benchmarks, f"bench_{args.what}")(device=args.device, **extra)
         return 0
     if args.command == "student":
         from .student import write_student_notebooks

@@ -202,11 +202,12 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
 CLASS_CHAPTERS = ("handson", "dose", "defocus", "structure")
 
 
-def bench_class(device: str = "auto", chapters=CLASS_CHAPTERS, cache=None) -> dict:
+def bench_class(device: str = "auto", chapters=CLASS_CHAPTERS, cache=None, keep=None) -> dict:
     """Seconds for each chapter at the ``class`` preset from an empty cache, as a student runs it: papermill on
-    the chapter, in a fresh temporary cache folder of its own (simulation, training and the page). Each time is
-    recorded in ``cache``'s timings (the chapters' "time to run" boxes read them). Targets: the hands-on chapter
-    within 5 minutes and each study chapter within 10, on a 2-core laptop."""
+    the chapter, in a fresh cache folder of its own (simulation, training and the page), removed afterwards unless
+    ``keep`` names a folder to keep them in (``<keep>/<chapter>``: `claims --cache` then reads their scorecards).
+    Each time is recorded in ``cache``'s timings (the chapters' "time to run" boxes read them). Targets: the
+    hands-on chapter within 5 minutes and each study chapter within 10, on a 2-core laptop."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -220,14 +221,17 @@ def bench_class(device: str = "auto", chapters=CLASS_CHAPTERS, cache=None) -> di
     print(f"class preset, from an empty cache, {n_cores()} cores, device {dev}: papermill per chapter")
     out = {}
     for name in chapters:
-        folder = Path(tempfile.mkdtemp(prefix=f"hrtem-class-{name}-"))
+        folder = Path(keep) / name if keep else Path(tempfile.mkdtemp(prefix=f"hrtem-class-{name}-"))
+        if keep and folder.exists():
+            raise ValueError(f"keep={str(keep)!r} already holds {folder}: the bench needs empty caches")
         try:
             params = {"preset": "class", "cache": str(folder / "cache"), "device": dev}
             start = time.perf_counter()
             execute_chapter(name, folder / "out", params, folder / "kernel.log")
             out[name] = time.perf_counter() - start
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
         record_timing(f"chapter {name} {EMPTY_CACHE}", "class", out[name], cache)
         target = targets.get(name, 600.0)
         print(f"  {name:10s} {out[name] / 60:5.1f} min  (target {target / 60:.0f} min: "
