@@ -203,13 +203,15 @@ def write_sphinx_conf(src: Path) -> Path:
 
 
 def scrub_downloads(html: Path) -> None:
-    """The notebooks the download button offers (``_sources``) without papermill's injected parameters cell, which
-    holds this machine's paths (the page shows the run's parameters; the notebook keeps its defaults cell)."""
+    """The notebooks the download button offers (``_sources``) without papermill's injected parameters cell and
+    its run record, which hold this machine's paths (the page shows the run's parameters; the notebook keeps its
+    defaults cell)."""
     import nbformat
 
     for path in (html / "_sources").rglob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        nb.metadata.pop("papermill", None)
         atomic_write(path, lambda tmp: nbformat.write(nb, tmp))
 
 

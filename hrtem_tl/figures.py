@@ -275,8 +275,9 @@ def epoch_curves_chart(curves: pd.DataFrame, title: str) -> alt.FacetChart:
     sizes = sorted(int(n) for n in data["size"].unique() if n > 0)
     pick = alt.param(name="images", value=sizes[0],
                      bind=alt.binding_select(options=sizes, name="labelled target images "))
-    colour = alt.Color("line:N", title=None, scale=alt.Scale(domain=list(LESSON_COLOURS),
-                                                             range=list(LESSON_COLOURS.values())))
+    shown = {k: v for k, v in LESSON_COLOURS.items() if not k.startswith("pretrained only")}
+    colour = alt.Color("line:N", title=None, scale=alt.Scale(domain=list(shown), range=list(shown.values())),
+                       legend=alt.Legend(orient="bottom", columns=3, labelLimit=300))
     lines = (alt.Chart(alt.Data(values=_records(data)))
              .transform_filter(f"(datum.size == images || datum.size == 0) && ({PASS_ANY_FREEZE})")
              .mark_line(opacity=0.8, strokeWidth=1.5).encode(
