@@ -77,7 +77,7 @@ def _cli(*args, cwd):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["simulate", "--preset", "huge"], "preset='huge' is unknown; allowed: paper, cpu, cpu-fine, smoke"),
+    (["simulate", "--preset", "huge"], "preset='huge' is unknown; allowed: paper, cpu, cpu-fine, class, smoke"),
     (["simulate", "--series", "tilt"], "series='tilt' is unknown; allowed: defocus, dose, structure, all"),
     (["simulate", "--device", "tpu"], "device='tpu' is unknown; allowed: auto, cpu, cuda"),
     (["simulate", "--device", "gpu"], "device='gpu' is unknown; allowed: auto, cpu, cuda"),
