@@ -39,7 +39,8 @@ def minibatches(preset: str | Preset) -> int:
     """The minibatches every lesson model trains for: a pretraining's (epochs x its minibatches per epoch)."""
     pr = get_preset(preset)
     forms = 8 if pr.augment == "all8" else 1
-    per_epoch = pr.epoch_crops if pr.crop and pr.epoch_crops else forms * pr.n_train
+    source_images = pr.n_train if ds.get_series(pr.lesson_series).group == "cdse" else pr.structure_train
+    per_epoch = pr.epoch_crops if pr.crop and pr.epoch_crops else forms * source_images
     return pr.epochs * -(-per_epoch // pr.batch_size)
 
 
@@ -79,7 +80,7 @@ def grid(preset: str | Preset) -> list[Job]:
 
 
 GENTLE = 10  # the learning-rate exercise: the main transfer learning rate divided by this
-VARIANTS = {"gentle": "learning rate / 10", "protocol": "the study's budget (one pass per epoch)"}
+VARIANTS = {"gentle": f"learning rate / {GENTLE}", "protocol": "the study's budget (one pass per epoch)"}
 
 
 def variant_grid(preset: str | Preset, variant: str) -> list[Job]:
@@ -148,13 +149,14 @@ def curve_table(preset: str | Preset, cache=None) -> pd.DataFrame:
     out = []
     for job, row in _rows(pr, cache):
         domain = job.source if job.kind == "pretrain" else job.target
+        draw = f"seed {job.seed} r{job.replicate}"
         if job.kind == "pretrain":
-            method, freeze, size, label = "pretraining", PRETRAINED, 0, f"pretraining r{job.replicate}"
+            method, freeze, size, label = "pretraining", PRETRAINED, 0, f"pretraining {draw}"
         elif job.kind == "transfer":
             method, freeze, size = TRANSFER, job.freeze, job.transfer_size
-            label = f"transfer ({job.freeze} frozen) r{job.replicate}"
+            label = f"transfer ({job.freeze} frozen) {draw}"
         else:
-            method, freeze, size, label = SCRATCH, PRETRAINED, job.transfer_size, f"from scratch r{job.replicate}"
+            method, freeze, size, label = SCRATCH, PRETRAINED, job.transfer_size, f"from scratch {draw}"
         curves = {"train": parsed(row.get("train_losses") or "[]"), "validation": parsed(row["losses"])[domain]}
         for split, values in curves.items():
             out += [(label, method, freeze, size, job.seed, job.replicate, epoch + 1, split, float(v))

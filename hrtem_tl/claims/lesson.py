@@ -57,9 +57,11 @@ def _units(models: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Row positions of each pretraining (its pretrained-only row and its transfers) and of each from-scratch
     replicate (its models of every size)."""
     draw = models.seed.astype(str) + "/" + models.replicate.astype(str)
-    pre = models.method.isin([PRETRAINED_ONLY, TRANSFER])
-    by = lambda mask: [np.flatnonzero(mask & (draw == d)) for d in sorted(draw[mask].unique())]  # noqa: E731
-    return by(pre), by(models.method == SCRATCH)
+
+    def units(mask: pd.Series) -> list[np.ndarray]:
+        return [np.flatnonzero(mask & (draw == d)) for d in sorted(draw[mask].unique())]
+
+    return units(models.method.isin([PRETRAINED_ONLY, TRANSFER])), units(models.method == SCRATCH)
 
 
 def bootstrap(models: pd.DataFrame, n: int = N_BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
