@@ -51,6 +51,7 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 # %% tags=["hide-input"]
 from hrtem_tl import figures, lesson
 from hrtem_tl.book import ChapterClock
+from hrtem_tl.claims import CONFIDENCE, EQUIVALENCE_FACTOR
 from hrtem_tl.claims import lesson as lesson_claims
 from hrtem_tl.claims.report import interval_text
 from hrtem_tl.presets import get_preset
@@ -110,9 +111,8 @@ figures.glue_value("handson_p_ratio", medians[target] / medians[source])
 # pretraining's ({glue:text}`handson_steps` minibatches of {glue:text}`handson_batch`), so the only difference
 # between a transfer and a from-scratch model is where its weights start. (The study's own transfers see each
 # image once per epoch, far fewer steps on a small set: an exercise below measures what that changes.) Every
-# model is scored on the same target
-# validation images at its best epoch. Dots are models, lines their median (the picker changes the reduction);
-# the dashed line is the pretrained network with no target image at all.
+# model is scored on the same target validation images at its best epoch. Dots are models, lines their median
+# (the picker changes the reduction); the dashed line is the pretrained network with no target image at all.
 
 # %% tags=["hide-input"]
 figures.show(figures.learning_curve_chart(models, f"Loss on {label[target]} images against the labelled images"),
@@ -134,6 +134,8 @@ figures.glue_value("handson_s_min", method_medians[(lesson.SCRATCH, sizes[0])])
 figures.glue_value("handson_t_max", method_medians[(lesson.TRANSFER, sizes[-1])])
 figures.glue_value("handson_s_max", method_medians[(lesson.SCRATCH, sizes[-1])])
 figures.glue_value("handson_bar", lesson_claims.BAR)
+figures.glue_value("handson_factor", EQUIVALENCE_FACTOR)
+figures.glue_value("handson_confidence", int(CONFIDENCE * 100))
 n, m = lesson_claims.images_saved(models)
 figures.glue_value("handson_saved", (
     f"transfer learning on {n} labelled image{'s' * (n > 1)} does as well as training from scratch on {m}"
@@ -144,8 +146,9 @@ figures.glue_value("handson_saved", (
 
 # %% [markdown]
 # **What the run shows** ({glue:text}`handson_models` models, medians on the study's scale; each interval is a
-# 90 % bootstrap interval that resamples whole pretrainings and whole from-scratch replicates; a claim holds when
-# its statistic reaches log10 1.25 = {glue:text}`handson_bar:.3f`, a factor of 1.25, and its interval excludes 0).
+# {glue:text}`handson_confidence` % bootstrap interval that resamples whole pretrainings and whole from-scratch
+# replicates; a claim holds when its statistic reaches log10 {glue:text}`handson_factor` =
+# {glue:text}`handson_bar:.3f`, a factor of {glue:text}`handson_factor`, and its interval excludes 0).
 #
 # - With {glue:text}`handson_n_min` labelled target image(s), transfer learning reaches
 #   {glue:text}`handson_t_min:.3f` and training from scratch {glue:text}`handson_s_min:.3f`: log10 of their ratio
