@@ -49,7 +49,7 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 
 # %% tags=["hide-input"]
-from hrtem_tl import figures, lesson
+from hrtem_tl import figures, lesson, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.claims import CONFIDENCE, EQUIVALENCE_FACTOR
 from hrtem_tl.claims import lesson as lesson_claims
@@ -280,7 +280,8 @@ figures.glue_value("handson_protocol", "; ".join(
     f"{n} image{'s' * (n > 1)}: {protocol.loc[n, lesson.VARIANTS['protocol']]:.3f} "
     f"(equal budget {protocol.loc[n, 'lesson']:.3f}, from scratch {scratch_medians[n]:.3f})" for n in sizes))
 figures.glue_value("handson_protocol_steps", ", ".join(
-    f"{pr.epochs * -(-n * (8 if pr.augment == 'all8' else 1) // pr.batch_size)} on {n}" for n in sizes))
+    f"{study.minibatches(job, pr, job.transfer_size)} on {job.transfer_size}"
+    for job in lesson.variant_grid(pr, "protocol") if (job.seed, job.replicate) == (pr.seeds[0], 0)))
 
 # %% [markdown] tags=["solution"]
 # :::{solution} handson-protocol

@@ -47,6 +47,7 @@ from hrtem_tl import claims, datasets, figures, structures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
+from hrtem_tl.train import dihedral_forms
 
 pr = get_preset(preset, seeds)
 clock = ChapterClock("methods", pr, cache)
@@ -192,7 +193,7 @@ figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_p
 # :::
 
 # %% tags=["solution", "remove-cell"]
-forms = 8 if pr.augment == "all8" else 1
+forms = dihedral_forms(pr.augment)
 per_epoch = (pr.epoch_crops if pr.crop and pr.epoch_crops else pr.n_train * forms) / pr.batch_size
 figures.glue_value("methods_pretrain_steps", per_epoch)
 figures.glue_value("methods_transfer_steps", 16 * forms / pr.batch_size)

@@ -165,7 +165,7 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
     import torch
 
     from .datasets import SERIES
-    from .train import Data, TrainConfig, fit, new_model, pick_device
+    from .train import Data, TrainConfig, dihedral_forms, fit, new_model, pick_device
 
     pr, dev = get_preset(preset), pick_device(device)
     if dev.type == "cpu":
@@ -190,7 +190,7 @@ def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:
             start = time.perf_counter()
             fit(new_model(pr.width, 0), train, watched, cfg, own, dev)
             times[label] = min(times.get(label, float("inf")), time.perf_counter() - start)
-        crops = n_train * (8 if pr.augment == "all8" else 1)
+        crops = n_train * dihedral_forms(pr.augment)
         validation = times["every"] - times["own"]  # one epoch's validation of the other domains
         total_every = pr.epochs * times["every"]
         total_own = pr.epochs * times["own"] + validation

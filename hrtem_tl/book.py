@@ -32,17 +32,21 @@ def timings_path(cache=None) -> Path:
     return cache_dir(cache) / "timings.json"
 
 
+def _all_timings(cache=None) -> dict:
+    """preset -> stage -> seconds, as recorded on this machine."""
+    path = timings_path(cache)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def record_timing(stage: str, preset: str, seconds: float, cache=None) -> None:
     """Remember how long a stage of the last build took (read by the introduction)."""
-    path = timings_path(cache)
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data = _all_timings(cache)
     data.setdefault(preset, {})[stage] = round(seconds, 1)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+    atomic_write(timings_path(cache), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
 def read_timings(preset: str, cache=None) -> dict:
-    path = timings_path(cache)
-    return json.loads(path.read_text()).get(preset, {}) if path.exists() else {}
+    return _all_timings(cache).get(preset, {})
 
 
 def _minutes(seconds: float) -> str:
@@ -51,10 +55,9 @@ def _minutes(seconds: float) -> str:
 
 def empty_cache_times(chapter: str, cache=None) -> str:
     """The measured times of ``chapter`` from an empty cache on this machine, per preset, as prose."""
-    path = timings_path(cache)
-    data = json.loads(path.read_text()) if path.exists() else {}
     stage = f"chapter {chapter} {EMPTY_CACHE}"
-    found = [f"{_minutes(stages[stage])} at preset {name}" for name, stages in data.items() if stage in stages]
+    found = [f"{_minutes(stages[stage])} at preset {name}" for name, stages in _all_timings(cache).items()
+             if stage in stages]
     return ("; ".join(found) if found else
             "not measured on this machine yet (`python -m hrtem_tl bench class` measures it at the class preset)")
 

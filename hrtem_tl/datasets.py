@@ -77,10 +77,15 @@ def series_names(name: str) -> list[str]:
 
 # ---------------------------------------------------------------- scenes
 
+def split_count(series: Series, preset: Preset, split: str) -> int:
+    """Scenes of one split of a dataset of ``series`` (large-particle training sets hold large_train_scale x)."""
+    n = {"cdse": (preset.n_train, preset.n_val), "structure": (preset.structure_train, preset.structure_val)}
+    return n[series.group][SPLITS.index(split)]
+
+
 def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
     """The scenes behind one split of a series: lattice, size class, index and the simulation parameters."""
-    n = {"cdse": (preset.n_train, preset.n_val), "structure": (preset.structure_train, preset.structure_val)}
-    count = n[series.group][SPLITS.index(split)]
+    count = split_count(series, preset, split)
     if series.group == "cdse":
         kinds = [("CdSe", "cdse")]
     else:

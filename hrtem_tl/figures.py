@@ -54,6 +54,13 @@ def reduction_param():
                      bind=alt.binding_radio(options=list(REDUCTIONS), name="reduction "))
 
 
+def reduced(chart, field: str, groupby: list, **more):
+    """``chart`` aggregated per ``groupby`` by every reduction of ``field`` (and ``more`` aggregates), with
+    ``value`` the one the reduction picker names (computed in the page)."""
+    ops = {name: f"{name}({field})" for name in REDUCTIONS}
+    return chart.transform_aggregate(**ops, **more, groupby=groupby).transform_calculate(value="datum[reduction]")
+
+
 FREEZE_FILTER = " || ".join(f"(datum.freeze == '{f}' && show_{f})" for f in FREEZE_OPTIONS)
 
 
@@ -85,12 +92,9 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
     data = models.assign(source=models.source.map(lambda d: domain_label(series, d)),
                          target=models.target.map(lambda d: domain_label(series, d)))
     labels = [domain_label(series, d) for d in order]
-    base = (alt.Chart(alt.Data(values=_records(data)))
-            .transform_filter(PASS_ANY_FREEZE)
-            .transform_calculate(value_loss="scale == 'cross-entropy' ? datum.loss : datum.loss_study")
-            .transform_aggregate(median="median(value_loss)", mean="mean(value_loss)", min="min(value_loss)",
-                                 max="max(value_loss)", models="count()", groupby=["source", "target", "stage"])
-            .transform_calculate(value="datum[reduction]"))
+    base = reduced(alt.Chart(alt.Data(values=_records(data))).transform_filter(PASS_ANY_FREEZE)
+                   .transform_calculate(value_loss="scale == 'cross-entropy' ? datum.loss : datum.loss_study"),
+                   "value_loss", ["source", "target", "stage"], models="count()")
     heat = base.mark_rect().encode(
         x=alt.X("target:O", sort=labels, title=f"target {axis_title(series)}"),
         y=alt.Y("source:O", sort=labels, title=f"pretraining {axis_title(series)}"),
@@ -189,10 +193,7 @@ def distribution_chart(rows: pd.DataFrame, x: str, x_title: str, column: str | N
 def reduced_bars(rows: pd.DataFrame, x: str, x_title: str, y: str, y_title: str, color: str = "freeze",
                  title: str = "", sort=None) -> alt.Chart:
     """Bars of a per-model quantity reduced in the page (picker), with freezing checkboxes."""
-    base = (alt.Chart(alt.Data(values=_records(rows))).transform_filter(FREEZE_FILTER)
-            .transform_aggregate(median=f"median({y})", mean=f"mean({y})", min=f"min({y})", max=f"max({y})",
-                                 groupby=[x, color])
-            .transform_calculate(value="datum[reduction]"))
+    base = reduced(alt.Chart(alt.Data(values=_records(rows))).transform_filter(FREEZE_FILTER), y, [x, color])
     return (base.mark_bar().encode(
         x=alt.X(f"{x}:N", title=x_title, sort=sort), y=alt.Y("value:Q", title=y_title),
         color=alt.Color(f"{color}:N"), xOffset=alt.XOffset(f"{color}:N"),
@@ -253,15 +254,9 @@ def learning_curve_chart(models: pd.DataFrame, title: str) -> alt.LayerChart:
               axis=alt.Axis(values=sorted(int(n) for n in data["size"].unique() if n > 0), format="d"))
     dots = trained.mark_circle(size=28, opacity=0.45).encode(
         x=x, y=y, color=colour, tooltip=["line:N", "size:Q", "replicate:Q", alt.Tooltip("value:Q", format=".4f")])
-    reduced = (trained.transform_aggregate(median="median(value)", mean="mean(value)", min="min(value)",
-                                           max="max(value)", groupby=["line", "size"])
-               .transform_calculate(value="datum[reduction]"))
-    lines = reduced.mark_line(point=True, strokeWidth=2).encode(
+    lines = reduced(trained, "value", ["line", "size"]).mark_line(point=True, strokeWidth=2).encode(
         x=x, y=y, color=colour, tooltip=["line:N", "size:Q", alt.Tooltip("value:Q", format=".4f")])
-    rule = (base.transform_filter("datum.size == 0")
-            .transform_aggregate(median="median(value)", mean="mean(value)", min="min(value)", max="max(value)",
-                                 groupby=["line"])
-            .transform_calculate(value="datum[reduction]")
+    rule = (reduced(base.transform_filter("datum.size == 0"), "value", ["line"])
             .mark_rule(strokeDash=[5, 4], strokeWidth=2).encode(y=y, color=colour))
     return (alt.layer(rule, dots, lines).add_params(*freeze_params(), reduction_param(), scale_param())
             .properties(width=380, height=260, title=title))

@@ -25,6 +25,7 @@ from . import datasets as ds
 from .model import FREEZE_OPTIONS
 from .presets import Preset, get_preset
 from .study import PRETRAINED, Job, parsed, read_row, row_path, run_jobs, simulation_device
+from .study import minibatches as study_minibatches
 
 PRETRAINED_ONLY = "pretrained only"
 TRANSFER = "transfer"
@@ -38,10 +39,8 @@ CURVE_COLUMNS = ["model", "method", "freeze", "size", "seed", "replicate", "epoc
 def minibatches(preset: str | Preset) -> int:
     """The minibatches every lesson model trains for: a pretraining's (epochs x its minibatches per epoch)."""
     pr = get_preset(preset)
-    forms = 8 if pr.augment == "all8" else 1
-    source_images = pr.n_train if ds.get_series(pr.lesson_series).group == "cdse" else pr.structure_train
-    per_epoch = pr.epoch_crops if pr.crop and pr.epoch_crops else forms * source_images
-    return pr.epochs * -(-per_epoch // pr.batch_size)
+    pretraining = Job(pr.lesson_series, "pretrain", pr.lesson_pair[0], pr.seeds[0], pr.main_lr[0])
+    return study_minibatches(pretraining, pr, ds.split_count(ds.get_series(pr.lesson_series), pr, "train"))
 
 
 def check(preset: Preset) -> None:
@@ -54,7 +53,7 @@ def check(preset: Preset) -> None:
                              f"{', '.join(series.domains)}")
     if source == target:
         raise ValueError(f"lesson_pair={preset.lesson_pair!r} must name two different domains")
-    n_train = preset.n_train if series.group == "cdse" else preset.structure_train
+    n_train = ds.split_count(series, preset, "train")
     bad = [n for n in preset.lesson_sizes if not 1 <= n <= n_train]
     if bad or list(preset.lesson_sizes) != sorted(set(preset.lesson_sizes)):
         raise ValueError(f"lesson_sizes={preset.lesson_sizes!r} must be increasing sizes in 1..{n_train} "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .presets import PRESETS
+from .presets import get_preset
 
 SOLUTION_TAG = "solution"
 STUB_TAG = "exercise-stub"
@@ -30,8 +30,7 @@ def strip_solutions(nb, preset: str = "class"):
 
     import nbformat
 
-    if preset not in PRESETS:
-        raise ValueError(f"preset={preset!r} is unknown; allowed: {', '.join(PRESETS)}")
+    get_preset(preset)  # a one-line error for an unknown preset
     out = copy.deepcopy(nb)
     cells = []
     for cell in out.cells:
@@ -57,8 +56,7 @@ def write_student_notebooks(out: str | Path, preset: str = "class", chapters=Non
 
     from .book import CHAPTERS
 
-    if preset not in PRESETS:
-        raise ValueError(f"preset={preset!r} is unknown; allowed: {', '.join(PRESETS)}")
+    get_preset(preset)  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

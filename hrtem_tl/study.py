@@ -159,16 +159,22 @@ def _config(job: Job, pr: Preset, lr: float, epochs: int, n_images: int) -> tr.T
     dataset holds images); a transfer otherwise one pass over its images (one crop of each)."""
     if job.budget not in (None, "pretraining"):
         raise ValueError(f"budget={job.budget!r} is unknown; allowed: None, 'pretraining'")
-    forms = 8 if pr.augment == "all8" else 1
+    forms = tr.dihedral_forms(pr.augment)
     crops = 1
     if job.kind == "scratch" or job.budget == "pretraining":
-        source_images = pr.n_train if ds.SERIES[job.series].group == "cdse" else pr.structure_train
+        source_images = ds.split_count(ds.SERIES[job.series], pr, "train")
         per_epoch = pr.epoch_crops if pr.crop and pr.epoch_crops else forms * source_images
         crops = max(1, round(per_epoch / (forms * n_images)))
     elif job.kind != "transfer" and pr.crop and pr.epoch_crops:
         crops = max(1, round(pr.epoch_crops / (forms * n_images)))
     return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=pr.batch_size, augment=pr.augment,
                           crop=pr.crop, crops_per_image=crops, seed=job.train_seed())
+
+
+def minibatches(job: Job, pr: Preset, n_images: int) -> int:
+    """The minibatches ``job`` trains for on ``n_images`` images over the preset's epochs (``_config``)."""
+    cfg = _config(job, pr, 0.0, pr.epochs, n_images)
+    return cfg.epochs * -(-n_images * tr.dihedral_forms(cfg.augment) * cfg.crops_per_image // cfg.batch_size)
 
 
 def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:

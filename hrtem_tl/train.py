@@ -42,6 +42,11 @@ def new_model(width: int, seed: int) -> UNet:
     return UNet(width)
 
 
+def dihedral_forms(augment: str) -> int:
+    """How many forms of each image an epoch shows: all 8 dihedral transforms (``all8``) or one."""
+    return 8 if augment == "all8" else 1
+
+
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th (0..7) of the 8 dihedral transforms of the last two axes: k % 4 quarter turns, then a flip if k >= 4."""
     x = torch.rot90(x, k % 4, dims=(-2, -1))

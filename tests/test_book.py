@@ -54,6 +54,13 @@ def html_dir(book: Path) -> Path:
     return book / "src" / "_build" / "html"
 
 
+def screenshots(book: Path, site: str) -> tuple[Path, str]:
+    """The folder for a build's screenshots, and the scheme a page was opened with (file or http)."""
+    shots = book / "screenshots"
+    shots.mkdir(exist_ok=True)
+    return shots, site.split(":", 1)[0]
+
+
 def test_every_chapter_executed_and_rendered(book):
     for name in CHAPTERS:
         executed = json.loads((book / "src" / "chapters" / f"{name}.ipynb").read_text())
@@ -186,9 +193,7 @@ def test_chapter_page_in_a_browser(browser, site, book, chapter):
                                    f".mark-symbol path, #{view} svg .mark-image image, #{view} svg .mark-rule line')"
                                    ".length")
         assert marks > 0, f"{chapter}: chart {view} drew nothing"
-    shots = book / "screenshots"
-    shots.mkdir(exist_ok=True)
-    scheme = site.split(":", 1)[0]
+    shots, scheme = screenshots(book, site)
     page.page.screenshot(path=str(shots / f"{chapter}-{scheme}.png"), full_page=True)
     if MAIN_FIGURE[chapter] and scheme == "file":  # as a reader who double-clicked the page sees it
         page.page.locator(f"#{MAIN_FIGURE[chapter]}").screenshot(path=str(shots / f"{chapter}-main.png"))
@@ -304,9 +309,7 @@ def test_exercises_render_with_their_solutions_folded_until_opened(browser, site
     body = first.locator("section, p").last
     first.scroll_into_view_if_needed()
     assert not body.is_visible()  # folded
-    shots = book / "screenshots"
-    shots.mkdir(exist_ok=True)
-    scheme = site.split(":", 1)[0]
+    shots, scheme = screenshots(book, site)
     if scheme == "file":
         first.screenshot(path=str(shots / f"{chapter}-solution-closed.png"))
     first.locator(".toggle-button").click()
