@@ -79,6 +79,13 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from .parallel import WorkerDied
+
+        if not isinstance(err, WorkerDied):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished artefacts are kept; rerun to resume", file=sys.stderr)
         return 130

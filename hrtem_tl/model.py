@@ -4,6 +4,13 @@
 ``width=64`` the network has about 14.3 M trainable parameters, 78 % of them in the encoder (the study: ~14 M,
 ~80 %). Inputs must have sides divisible by 32.
 
+``UNet(width, members=K)`` is K such networks trained as one (a "stack"): every convolution is grouped (K groups,
+one per member), every batch norm has K x the channels (so each member keeps its own statistics), the skip
+concatenation interleaves per member; input channel k is member k's image, output channels 2k, 2k + 1 its
+logits. Its parameters are the members' concatenated along their first axis (:func:`stack_states`,
+:func:`member_state`), so member k computes exactly the function of the single network with its weights, up to
+float rounding. ``members=1`` is the plain network, parameter for parameter.
+
 ``model.encoder`` = initial block (7x7 conv with stride 2, BN, ReLU, then a max-pool) + four downsampling
 stages of two pre-activation residual units (1/4 to 1/32 resolution); ``model.decoder`` = five upsampling
 blocks (nearest upsampling, concatenation of the skip where there is one, BN-ReLU-conv x 2) with width x
@@ -19,19 +26,25 @@ from torch.nn import functional as F
 FREEZE_OPTIONS = ("none", "encoder", "decoder")
 
 
-def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+def conv(cin: int, cout: int, size: int, stride: int = 1, members: int = 1, bias: bool = False) -> nn.Conv2d:
+    """A convolution of ``cin`` to ``cout`` channels per member, grouped over ``members`` (zero padding keeps the
+    side at stride 1)."""
+    return nn.Conv2d(members * cin, members * cout, size, stride=stride, padding=size // 2, bias=bias,
+                     groups=members)
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, members: int = 1) -> nn.Conv2d:
+    return conv(cin, cout, 3, stride, members)
 
 
 class PreActUnit(nn.Module):
     """BN-ReLU-conv-BN-ReLU-conv with an identity shortcut, or a 1x1 conv when the shape changes."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+    def __init__(self, cin: int, cout: int, stride: int = 1, members: int = 1):
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(cin), conv3x3(cin, cout, stride)
-        self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
-        self.shortcut = (nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
-                         if stride != 1 or cin != cout else nn.Identity())
+        self.bn1, self.conv1 = nn.BatchNorm2d(members * cin), conv3x3(cin, cout, stride, members)
+        self.bn2, self.conv2 = nn.BatchNorm2d(members * cout), conv3x3(cout, cout, 1, members)
+        self.shortcut = (conv(cin, cout, 1, stride, members) if stride != 1 or cin != cout else nn.Identity())
 
     def forward(self, x):
         out = self.conv1(F.relu(self.bn1(x)))
@@ -40,14 +53,14 @@ class PreActUnit(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, width: int, in_channels: int = 1):
+    def __init__(self, width: int, in_channels: int = 1, members: int = 1):
         super().__init__()
-        self.initial = nn.Sequential(nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
-                                     nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.initial = nn.Sequential(conv(in_channels, width, 7, 2, members),
+                                     nn.BatchNorm2d(members * width), nn.ReLU(inplace=True))
         chans = [width, width, 2 * width, 4 * width, 8 * width]
         self.stages = nn.ModuleList(
-            nn.Sequential(PreActUnit(chans[i], chans[i + 1], stride=1 if i == 0 else 2),
-                          PreActUnit(chans[i + 1], chans[i + 1]))
+            nn.Sequential(PreActUnit(chans[i], chans[i + 1], 1 if i == 0 else 2, members),
+                          PreActUnit(chans[i + 1], chans[i + 1], 1, members))
             for i in range(4))
 
     def forward(self, x):
@@ -59,25 +72,36 @@ class Encoder(nn.Module):
         return skips  # 1/2, 1/4, 1/8, 1/16, 1/32 resolution
 
 
+def join_skip(x: torch.Tensor, skip: torch.Tensor, members: int) -> torch.Tensor:
+    """Channels of ``x`` then of ``skip``, member by member (members=1: a plain concatenation)."""
+    if members == 1:
+        return torch.cat([x, skip], dim=1)
+    n, _, h, w = x.shape
+    return torch.cat([x.reshape(n, members, -1, h, w), skip.reshape(n, members, -1, h, w)], 2).reshape(n, -1, h, w)
+
+
 class UpBlock(nn.Module):
-    def __init__(self, cin: int, cskip: int, cout: int):
+    def __init__(self, cin: int, cskip: int, cout: int, members: int = 1):
         super().__init__()
-        self.body = nn.Sequential(nn.BatchNorm2d(cin + cskip), nn.ReLU(inplace=True), conv3x3(cin + cskip, cout),
-                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True), conv3x3(cout, cout))
+        self.members = members
+        self.body = nn.Sequential(nn.BatchNorm2d(members * (cin + cskip)), nn.ReLU(inplace=True),
+                                  conv3x3(cin + cskip, cout, 1, members),
+                                  nn.BatchNorm2d(members * cout), nn.ReLU(inplace=True),
+                                  conv3x3(cout, cout, 1, members))
 
     def forward(self, x, skip=None):
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return self.body(x if skip is None else torch.cat([x, skip], dim=1))
+        return self.body(x if skip is None else join_skip(x, skip, self.members))
 
 
 class Decoder(nn.Module):
-    def __init__(self, width: int, n_classes: int = 2):
+    def __init__(self, width: int, n_classes: int = 2, members: int = 1):
         super().__init__()
         w = width
         c = [8 * w, 4 * w, 2 * w, w, max(w // 2, 4), max(w // 4, 4)]
         skip_channels = [4 * w, 2 * w, w, w, 0]
-        self.blocks = nn.ModuleList(UpBlock(c[i], skip_channels[i], c[i + 1]) for i in range(5))
-        self.head = nn.Conv2d(c[-1], n_classes, 1)
+        self.blocks = nn.ModuleList(UpBlock(c[i], skip_channels[i], c[i + 1], members) for i in range(5))
+        self.head = conv(c[-1], n_classes, 1, 1, members, bias=True)
 
     def forward(self, skips):
         x = skips[-1]
@@ -87,13 +111,14 @@ class Decoder(nn.Module):
 
 
 class UNet(nn.Module):
-    """Segmentation U-Net: (N, 1, H, W) standardized images -> (N, 2, H, W) logits."""
+    """Segmentation U-Net: (N, 1, H, W) standardized images -> (N, 2, H, W) logits; with ``members`` K, (N, K, H, W)
+    (member k's images in channel k) -> (N, 2K, H, W)."""
 
-    def __init__(self, width: int = 64, in_channels: int = 1, n_classes: int = 2):
+    def __init__(self, width: int = 64, in_channels: int = 1, n_classes: int = 2, members: int = 1):
         super().__init__()
-        self.width = width
-        self.encoder = Encoder(width, in_channels)
-        self.decoder = Decoder(width, n_classes)
+        self.width, self.members = width, members
+        self.encoder = Encoder(width, in_channels, members)
+        self.decoder = Decoder(width, n_classes, members)
         self.frozen = "none"
 
     def forward(self, x):
@@ -107,12 +132,26 @@ class UNet(nn.Module):
         return self
 
 
+def stack_states(states: list[dict]) -> dict:
+    """The state of a stack whose member k has ``states[k]`` (the single networks' state dicts): every tensor
+    concatenated along its first axis (the batch-norm step counters, scalars, are the first member's)."""
+    return {name: (torch.cat([s[name] for s in states]) if value.ndim else value.clone())
+            for name, value in states[0].items()}
+
+
+def member_state(stack_state: dict, k: int, members: int) -> dict:
+    """The state dict of member ``k`` of a stack of ``members`` (a copy on the CPU: a single network's)."""
+    return {name: (value.chunk(members)[k] if value.ndim else value).detach().to("cpu", copy=True).contiguous()
+            for name, value in stack_state.items()}
+
+
 def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def freeze(model: UNet, option: str) -> int:
-    """Freeze ``option`` ("none" | "encoder" | "decoder") of ``model``; return the trainable parameter count.
+    """Freeze ``option`` ("none" | "encoder" | "decoder") of ``model``; return the trainable parameter count (of
+    each member, for a stack).
 
     The frozen half gets no gradients (so no optimizer updates) and keeps its batch-norm running statistics:
     it stays in eval mode while the rest trains, so it computes exactly the function it had after pretraining.
@@ -126,4 +165,4 @@ def freeze(model: UNet, option: str) -> int:
             p.requires_grad_(False)
     model.frozen = option
     model.train(model.training)
-    return count_trainable(model)
+    return count_trainable(model) // model.members

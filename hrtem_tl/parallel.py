@@ -18,6 +18,14 @@ SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_N
 # threshold: every buffer above 128 KiB (each minibatch's activations) is then mapped and unmapped afresh.
 # Without it (the environment below replaces Dask's), glibc keeps them in its heap.
 _SESSION: dict = {}
+# a worker that dies (a segfault, the out-of-memory killer) fails its task at once: Dask's default retries it on
+# the next worker (3 times), which crashes in turn and restarts in a loop before the run fails
+DASK_CONFIG = {"distributed.nanny.pre-spawn-environ": dict(SINGLE_THREAD_ENV),
+               "distributed.scheduler.allowed-failures": 0}
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died while it ran a task (its one-line message names the task)."""
 
 
 def n_cores() -> int:
@@ -31,7 +39,7 @@ def _start(scheduler: str | None, n_workers: int):
 
     if scheduler is not None:
         return Client(scheduler), None
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(SINGLE_THREAD_ENV)}):
+    with dask.config.set(DASK_CONFIG):
         # workers print only CRITICAL: a task's error reaches the client as its exception, and the heartbeat
         # "Failed to communicate with scheduler" traceback that a worker may log while the cluster closes is noise
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -67,11 +75,13 @@ def progress_bar(total: int, desc: str, progress: bool = True, unit: str = "it")
 
 def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, desc: str = "tasks",
               progress: bool = True, gpu: bool = False, n_workers: int | None = None, describe=None,
-              bar: tqdm | None = None, unit: str = "it") -> list:
+              bar: tqdm | None = None, unit: str = "it", size=None, name=repr) -> list:
     """``[func(item, **kwargs) for item in items]`` through Dask; results in completion order.
 
     ``describe(result)`` (optional) gives the progress bar's postfix after each finished task; ``bar`` is a bar
-    to advance instead of a new one (a stage that spans several calls).
+    to advance instead of a new one (a stage that spans several calls); ``size(item)`` how many units an item
+    counts for on the bar (default 1); ``name(item)`` names it in the one-line error of a worker that died
+    (:class:`WorkerDied`).
 
     ``scheduler``: None (the session's client, else a local cluster: one single-threaded process per core, or one
     worker per GPU), ``"synchronous"`` (this process), or the address of a running Dask scheduler.
@@ -79,15 +89,16 @@ def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, des
     if not items:
         return []
     own_bar = bar is None
-    bar = progress_bar(len(items), desc, progress, unit) if own_bar else bar
+    weight = size or (lambda item: 1)
+    bar = progress_bar(sum(map(weight, items)), desc, progress, unit) if own_bar else bar
     try:
         if scheduler == "synchronous":
             out = []
             for item in items:
                 out.append(func(item, **kwargs))
-                _advance(bar, describe, out[-1])
+                _advance(bar, describe, out[-1], weight(item))
             return out
-        from dask.distributed import as_completed
+        from dask.distributed import KilledWorker, as_completed
 
         if _SESSION and scheduler is None:
             client, cluster = _SESSION["client"], None
@@ -96,10 +107,17 @@ def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, des
         futures = []
         try:
             futures = [client.submit(func, item, pure=False, **kwargs) for item in items]
+            item_of = {fut.key: item for fut, item in zip(futures, items)}
             out = []
             for fut in as_completed(futures):
-                out.append(fut.result())
-                _advance(bar, describe, out[-1])
+                try:
+                    out.append(fut.result())
+                except KilledWorker:
+                    raise WorkerDied(
+                        f"{desc}: the worker process running {name(item_of[fut.key])} died (a crash or the memory "
+                        f"limit; nothing of it was written); rerun to retry, or add --scheduler synchronous to see "
+                        f"the crash in this process") from None
+                _advance(bar, describe, out[-1], weight(item_of[fut.key]))
             return out
         except BaseException:
             client.cancel(futures)  # nothing keeps running after an error or Ctrl-C
@@ -112,7 +130,7 @@ def run_tasks(func, items: list, kwargs: dict, scheduler: str | None = None, des
             bar.close()
 
 
-def _advance(bar, describe, result) -> None:
+def _advance(bar, describe, result, units: int = 1) -> None:
     if describe is not None:
         bar.set_postfix_str(describe(result), refresh=False)
-    bar.update()
+    bar.update(units)

@@ -177,29 +177,58 @@ def minibatches(job: Job, pr: Preset, n_images: int) -> int:
     return cfg.epochs * -(-n_images * tr.dihedral_forms(cfg.augment) * cfg.crops_per_image // cfg.batch_size)
 
 
-def _pretrain(job: Job, pr: Preset, cache, dev) -> dict:
-    """Train on the source; P on every domain at the epoch of the best source validation loss.
+def _pretrain(jobs: list[Job], pr: Preset, cache, dev, keep=None) -> list[dict]:
+    """Train each job's model on its source (one stack: ``train.fit_stack``); P on every domain at the epoch of
+    its best source validation loss.
 
     With ``validate_every_epoch`` off, the epochs validate on the source only and the selected weights are then
-    scored on every domain once: the same P, without the other domains' per-epoch curves.
+    scored on every other domain once: the same P, without the other domains' per-epoch curves.
     """
-    val = _val_sets(job.series, pr, cache)
-    model = tr.new_model(pr.width, job.train_seed())
-    train = _data(job.series, job.source, "train", pr.name, str(cache_dir(cache)))
-    watched = val if pr.validate_every_epoch else {job.source: val[job.source]}
-    hist = tr.fit(model, train, watched, _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.source, dev)
-    epoch = hist.best_epoch  # of the lowest source validation loss
-    meta = {"width": pr.width, "job": asdict(job), "best_epoch": epoch}
-    tr.save_model(model_path(job, pr, cache), hist.best_state, meta)
-    if pr.validate_every_epoch:
-        p_all = {d: (hist.losses[d][epoch], hist.study[d][epoch]) for d in val}
-    else:
-        model.load_state_dict(hist.best_state)
-        p_all = {d: tr.evaluate_both(model, data, dev) for d, data in val.items()}
-    return _row(job, pr, dev, hist, model, best_epoch_pretrain=epoch,
-                P_all=json.dumps({d: v[0] for d, v in p_all.items()}),
-                P_all_study=json.dumps({d: v[1] for d, v in p_all.items()}),
-                constant_loss=tr.constant_prediction_loss(val[job.source].masks))
+    val = _val_sets(jobs[0].series, pr, cache)
+    models = [tr.new_model(pr.width, job.train_seed()) for job in jobs]
+    trains = [_data(job.series, job.source, "train", pr.name, str(cache_dir(cache))) for job in jobs]
+    watched = [val if pr.validate_every_epoch else {job.source: val[job.source]} for job in jobs]
+    cfgs = [_config(job, pr, job.lr_pretrain, pr.epochs, len(t)) for job, t in zip(jobs, trains)]
+    hists = tr.fit_stack(models, trains, watched, cfgs, [job.source for job in jobs], dev)
+    unwatched = [{d: data for d, data in val.items() if d not in w} for w in watched]
+    scored = _score_selected(hists, pr.width, unwatched, dev)
+    rows = []
+    for i, (job, hist, extra, model) in enumerate(zip(jobs, hists, scored, models)):
+        epoch = hist.best_epoch  # of the lowest source validation loss
+        path = model_path(job, pr, cache)
+        if keep is None or i in keep or not path.exists():  # a finished member's weights are left as they are
+            tr.save_model(path, hist.best_state, _model_meta(job, pr, dev, best_epoch=epoch))
+        p_all = {d: (hist.losses[d][epoch], hist.study[d][epoch]) if d in hist.losses else extra[d] for d in val}
+        rows.append(_row(job, pr, dev, hist, model, best_epoch_pretrain=epoch,
+                         P_all=json.dumps({d: v[0] for d, v in p_all.items()}),
+                         P_all_study=json.dumps({d: v[1] for d, v in p_all.items()}),
+                         constant_loss=tr.constant_prediction_loss(val[job.source].masks)))
+    return rows
+
+
+def _model_meta(job: Job, pr: Preset, dev, **extra) -> dict:
+    """What a model file records beside its weights: its width, job, and how it was computed."""
+    return {"width": pr.width, "job": asdict(job), "precision": tr.precision_name(dev), "device": dev.type, **extra}
+
+
+def _score_selected(hists: list, width: int, sets: list[dict], dev) -> list[dict]:
+    """Each history's selected weights scored once on each set of ``sets[k]`` ({domain: Data}, the same domains
+    for every k): (cross-entropy, study-scale loss) per domain. A stack of the selected weights scores all of
+    them in one pass a domain (the weights are those of the single models)."""
+    from .model import UNet, stack_states
+
+    domains = list(sets[0]) if sets else []
+    if not domains:
+        return [{} for _ in hists]
+    net = UNet(width, members=len(hists))
+    net.load_state_dict(stack_states([h.best_state for h in hists]))
+    net.to(dev)
+    out = [{} for _ in hists]
+    for j in range(len(domains)):
+        names = [list(s)[j] for s in sets]
+        for k, value in enumerate(tr.evaluate_members(net, [s[n] for s, n in zip(sets, names)], dev)):
+            out[k][names[k]] = value
+    return out
 
 
 def _pretrained(pre: Job, pr: Preset, cache, dev, threads):
@@ -227,29 +256,38 @@ def set_aside_model(path: Path, cache, err: Exception) -> str:
     return reason
 
 
-def _transfer(job: Job, pr: Preset, cache, dev, threads) -> dict:
-    """Fine-tune the pretrained model on ``transfer_size`` target images with one half frozen; T as defined."""
-    pre = job.pretrain_job()
-    pretrained = _pretrained(pre, pr, cache, dev, threads)
-    pre_row = read_row(row_path(pre, pr, cache), cache)
-    model, _ = tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)
-    val = _val_sets(job.series, pr, cache)
-    train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
-    hist = tr.fit(model, train, {job.target: val[job.target]},
-                  _config(job, pr, job.lr_transfer, pr.epochs, len(train)), job.target, dev)
-    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
-    model.load_state_dict(hist.best_state)
-    # the selected model on every domain (main-setting defocus transfers: the out-of-distribution figure), else on
-    # its target and source
-    every = job.series == "defocus" and is_main_setting(job, pr)
-    evals = val if every else {d: val[d] for d in (job.target, job.source)}
-    t_all = {d: tr.evaluate_both(model, data, dev) for d, data in evals.items()}
-    return _row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
-                best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
-                P_study=json.loads(pre_row["P_all_study"])[job.target], T_study=hist.study[job.target][t_epoch],
-                T_all=json.dumps({d: v[0] for d, v in t_all.items()}),
-                T_all_study=json.dumps({d: v[1] for d, v in t_all.items()}),
-                P_all=pre_row["P_all"], P_all_study=pre_row["P_all_study"])
+def _transfer(jobs: list[Job], pr: Preset, cache, dev, threads) -> list[dict]:
+    """Fine-tune each job's pretrained model on ``transfer_size`` target images with one half frozen (one stack
+    of one freezing option); T as defined. Each selected model is then scored on the domains its row records
+    (every domain for the main-setting defocus transfers: the out-of-distribution figure; else its source), its
+    target's score taken from the epoch that selected it, not computed again."""
+    models, pre_rows = [], []
+    for job in jobs:
+        pre = job.pretrain_job()
+        pretrained = _pretrained(pre, pr, cache, dev, threads)
+        pre_rows.append(read_row(row_path(pre, pr, cache), cache))
+        models.append(tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)[0])
+    val = _val_sets(jobs[0].series, pr, cache)
+    trains = [_data(j.series, j.target, "train", pr.name, str(cache_dir(cache))).take(j.transfer_size) for j in jobs]
+    cfgs = [_config(j, pr, j.lr_transfer, pr.epochs, len(t)) for j, t in zip(jobs, trains)]
+    hists = tr.fit_stack(models, trains, [{j.target: val[j.target]} for j in jobs], cfgs, [j.target for j in jobs],
+                         dev)
+    every = jobs[0].series == "defocus" and is_main_setting(jobs[0], pr)
+    sets = [{d: val[d] for d in (val if every else (j.source,)) if d != j.target} for j in jobs]
+    scored = _score_selected(hists, pr.width, sets, dev)
+    rows = []
+    for job, hist, extra, model, pre_row in zip(jobs, hists, scored, models, pre_rows):
+        t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+        t_all = {job.target: (t_value, hist.study[job.target][t_epoch]), **extra}
+        t_all = {d: t_all[d] for d in val if d in t_all}
+        rows.append(_row(job, pr, dev, hist, model, best_epoch_pretrain=pre_row["best_epoch_pretrain"],
+                         best_epoch_transfer=t_epoch, P=json.loads(pre_row["P_all"])[job.target], T=t_value,
+                         P_study=json.loads(pre_row["P_all_study"])[job.target],
+                         T_study=hist.study[job.target][t_epoch],
+                         T_all=json.dumps({d: v[0] for d, v in t_all.items()}),
+                         T_all_study=json.dumps({d: v[1] for d, v in t_all.items()}),
+                         P_all=pre_row["P_all"], P_all_study=pre_row["P_all_study"]))
+    return rows
 
 
 def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
@@ -320,29 +358,144 @@ def _finished(job: Job, preset: Preset, cache) -> bool:
 
 
 def run_job(job: Job, preset: str | Preset, cache=None, device: str = "auto", threads: int | None = None) -> dict:
-    """Train one job (a transfer first makes its pretraining if missing), write its row, and return it."""
+    """Train one job in its stack (a transfer first makes its pretraining if missing), write its row (and its
+    stack's missing ones), and return it."""
+    pr = get_preset(preset)
+    stack = stacks([job], pr)[0]
+    return run_stack(stack, pr, cache, device, threads)[stack.index(job)]
+
+
+def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "auto",
+              threads: int | None = None) -> list[dict]:
+    """Train the unfinished ``jobs`` (one :func:`stack_key`: pretrainings, or transfers of one freezing option) as
+    one stacked network, write each model and row as its own artefact, and return their rows in order. A
+    mixture or a model from scratch trains alone. A killed stack leaves its finished neighbours' rows; its own
+    models run again."""
     import torch
 
     pr = get_preset(preset)
-    path = row_path(job, pr, cache)
-    if path.exists():
+    rows: dict[int, dict] = {}
+    for i, job in enumerate(jobs):
+        path = row_path(job, pr, cache)
+        if path.exists():
+            try:
+                rows[i] = read_row(path, cache)
+            except DamagedRow:  # moved aside and warned: trained again below
+                pass
+    todo = [i for i in range(len(jobs)) if i not in rows]
+    if todo:  # the whole stack trains (its finished members again, so that the others get the same numbers)
+        if len({stack_key(job, pr) for job in jobs}) != 1:
+            raise ValueError("a stack's jobs must share their stack_key (series, kind, freezing, learning rates, "
+                             "transfer size, budget, minibatches)")
+        dev = tr.pick_device(device)
+        if dev.type == "cpu":  # one thread per stack, whichever scheduler runs it: the same numbers in-process and
+            torch.set_num_threads(threads or 1)  # on a Dask worker (two threads sum in another order)
+        _check_precision(pr, cache, dev)
+        kind = jobs[0].kind
+        if kind == "pretrain":
+            made = _pretrain(jobs, pr, cache, dev, keep=set(todo))
+        elif kind == "transfer":
+            made = _transfer(jobs, pr, cache, dev, threads)
+        else:
+            made = [_scratch(j, pr, cache, dev) if kind == "scratch" else _mixture(j, pr, cache, dev) for j in jobs]
+        for i in todo:
+            atomic_write(row_path(jobs[i], pr, cache), lambda tmp, row=made[i]: Path(tmp).write_text(json.dumps(row)))
+            rows[i] = made[i]
+    return [rows[i] for i in range(len(jobs))]
+
+
+# Models trained as one stack (``train.fit_stack``). Measured on one core (``bench train``, cpu preset shapes,
+# bf16): 4 members give 1.26x the model-steps per second of single models with the same Adam, 8 no more; fewer
+# members leave fewer stacks to keep both cores busy at the end of a stage.
+STACK_MEMBERS = 4
+
+
+def stack_key(job: Job, pr: Preset) -> tuple:
+    """Jobs with one stack key can train as one stack: the same series, kind, freezing option, learning rates,
+    transfer size, budget and minibatches. Mixtures and models from scratch never stack."""
+    if job.kind in ("mixture", "scratch"):
+        return (job.kind, job.key(pr))
+    return (job.series, job.kind, job.freeze, job.lr_pretrain, job.lr_transfer, job.transfer_size, job.budget,
+            minibatches(job, pr, train_images(job, pr)))
+
+
+def train_images(job: Job, pr: Preset) -> int:
+    """The images ``job`` trains on: its transfer set, or its source's training split (large-particle training
+    sets hold ``large_train_scale`` times the scenes)."""
+    if job.kind in ("transfer", "scratch"):
+        return job.transfer_size
+    n = ds.split_count(ds.SERIES[job.series], pr, "train")
+    return n * pr.large_train_scale if job.source.endswith("_large") else n
+
+
+def chunked(jobs: list[Job], pr: Preset, members: int = STACK_MEMBERS) -> list[list[Job]]:
+    """``jobs`` cut into stacks of at most ``members`` consecutive jobs of one :func:`stack_key` (a pretraining's
+    replicates and a series' sources, a cell's targets of one freezing option stack together)."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(stack_key(job, pr), []).append(job)
+    out = []
+    for group in groups.values():
+        size = members if group[0].kind in ("pretrain", "transfer") else 1
+        out += [group[i:i + size] for i in range(0, len(group), size)]
+    return out
+
+
+_GRID_STACKS: dict[tuple, dict] = {}
+
+
+def _grid_stacks(series: str, pr: Preset, members: int) -> dict[Job, tuple]:
+    """Job -> the stack of its series' grid it belongs to (its canonical stack; computed once per preset)."""
+    key = (series, repr(pr), members)
+    if key not in _GRID_STACKS:
+        _GRID_STACKS[key] = {job: tuple(stack) for stack in chunked(grid(series, pr), pr, members) for job in stack}
+    return _GRID_STACKS[key]
+
+
+def stacks(jobs: list[Job], pr: Preset, members: int = STACK_MEMBERS) -> list[list[Job]]:
+    """The stacks that train ``jobs``. A job of a series' grid trains in its grid stack, whichever other jobs are
+    asked for, so that a model's numbers never depend on what else ran beside it (stacked and single models
+    differ by float rounding, which training amplifies: measured, as much as one model on 1 or 2 threads); the
+    other jobs (the hands-on chapter's) are cut into stacks in their order."""
+    out, extra = {}, []
+    for job in jobs:
+        stack = _grid_stacks(job.series, pr, members).get(job)
+        if stack is None:
+            extra.append(job)
+        else:
+            out.setdefault(stack, list(stack))
+    return list(out.values()) + chunked(extra, pr, members)
+
+
+class MixedPrecision(ValueError):
+    """A cache whose models of one preset were computed in another precision than this machine's."""
+
+
+def _check_precision(pr: Preset, cache, dev) -> None:
+    """One line instead of a mixed table: the rows of ``pr`` already in the cache say how they were computed;
+    a machine that computes in another precision adds no models beside them (another cache, or --device)."""
+    here = tr.precision_name(dev)
+    seen = _cached_precisions(pr.name, str(cache_dir(cache)))
+    if seen and here not in seen:
+        raise MixedPrecision(
+            f"the cache {cache_dir(cache)} holds {pr.name} models computed in {', '.join(sorted(seen))} and this "
+            f"machine computes in {here}: use another --cache for this machine, or a machine that computes in "
+            f"{', '.join(sorted(seen))}")
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_precisions(preset: str, cache: str) -> frozenset:
+    """The precisions recorded by the first rows of ``preset`` in ``cache`` (read once per process)."""
+    found = set()
+    folder = Path(cache) / "results" / "rows"
+    for path in itertools.islice(folder.glob("*/*.json") if folder.exists() else [], 200):
         try:
-            return read_row(path, cache)
-        except DamagedRow:  # moved aside and warned: trained again below
-            pass
-    dev = tr.pick_device(device)
-    if dev.type == "cpu":  # one thread per model, whichever scheduler runs it: the same numbers in-process and on a
-        torch.set_num_threads(threads or 1)  # Dask worker (two threads sum in another order)
-    if job.kind == "pretrain":
-        row = _pretrain(job, pr, cache, dev)
-    elif job.kind == "transfer":
-        row = _transfer(job, pr, cache, dev, threads)
-    elif job.kind == "scratch":
-        row = _scratch(job, pr, cache, dev)
-    else:
-        row = _mixture(job, pr, cache, dev)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(row)))
-    return row
+            row = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if row.get("preset") == preset:
+            found.add(tr.precision_of(row.get("precision")))
+    return frozenset(found)
 
 
 def _check_datasets(series: str, preset: Preset, cache) -> None:
@@ -377,16 +530,26 @@ def run_jobs(jobs, preset: Preset, cache=None, device: str = "auto", scheduler: 
     gpu = dev.type == "cuda"
     threads = None if scheduler == "synchronous" or gpu else 1
     todo = [j for j in dict.fromkeys(jobs) if not _finished(j, preset, cache)]
+    _check_precision(preset, cache, dev)
     for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture", "scratch"), "transfers")):
-        # every pretraining of every series first: the transfers of all series then share the workers
-        run_tasks(run_job, [j for j in todo if j.kind in kinds],
-                  dict(preset=preset, cache=cache, device=str(dev), threads=threads), scheduler=scheduler,
-                  desc=desc, progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(), describe=_describe,
-                  unit="model")
+        # every pretraining of every series first: the transfers of all series then share the workers; the
+        # largest stacks first, so that the last ones to finish are short
+        batch = sorted(stacks([j for j in todo if j.kind in kinds], preset), key=len, reverse=True)
+        run_tasks(run_stack, batch, dict(preset=preset, cache=cache, device=str(dev), threads=threads),
+                  scheduler=scheduler, desc=desc, progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(),
+                  describe=_describe, unit="model", size=len, name=_stack_name)
 
 
-def _describe(row: dict) -> str:
-    """Progress-bar text for a finished model: its selected loss."""
+def _stack_name(jobs: list[Job]) -> str:
+    """A stack in an error message: its first job and how many more."""
+    j = jobs[0]
+    what = f"{j.series} {j.kind} {j.source}" + (f"->{j.target} {j.freeze}" if j.target else "")
+    return what + (f" (and {len(jobs) - 1} more stacked with it)" if len(jobs) > 1 else "")
+
+
+def _describe(rows) -> str:
+    """Progress-bar text for a finished stack: the selected loss of its last model."""
+    row = rows[-1] if isinstance(rows, list) else rows
     if row["kind"] == "pretrain":
         return f"{row['series']} {row['source']}: P={json.loads(row['P_all'])[row['source']]:.4f}"
     how = {"scratch": f"from scratch on {row.get('transfer_size')}", "mixture": "mix"}.get(row["kind"],

@@ -106,11 +106,30 @@ class History:
     best_state: dict | None = None
 
 
+def _crop_offsets(n: int, h: int, w: int, crop: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, 2) random top-left corners (row, column) of ``crop``-pixel crops, drawn row, column, row, ... from
+    ``gen``: one draw for square images, the same numbers as one draw per corner."""
+    if h == w:
+        return torch.randint(0, h - crop + 1, (2 * n,), generator=gen).view(n, 2)
+    return torch.tensor([[int(torch.randint(0, s - crop + 1, (1,), generator=gen)) for s in (h, w)]
+                         for _ in range(n)], dtype=torch.long).view(n, 2)
+
+
+def dihedral_batch(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """Sample i of ``x`` in dihedral form ``ks[i]`` (square last two axes): one transform per distinct form."""
+    out = torch.empty_like(x)
+    for k in ks.unique().tolist():
+        pick = ks == k
+        out[pick] = dihedral(x[pick], k)
+    return out
+
+
 def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
     """Shuffled, augmented (and cropped) minibatches of one epoch.
 
     An epoch shows every image in all 8 dihedral forms (``all8``), in one random form (``random``) or as it is,
-    each ``crops_per_image`` times (a new random crop each time when training on crops).
+    each ``crops_per_image`` times (a new random crop each time when training on crops). Each minibatch is cut
+    and transformed as a whole (the same minibatches as sample by sample, tested).
     """
     n, repeats = len(data), cfg.crops_per_image
     if cfg.augment == "all8":
@@ -123,16 +142,18 @@ def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
     order = torch.randperm(len(idx), generator=gen)
     idx, ks = idx[order], ks[order]
     h, w = data.images.shape[-2:]
+    cropping = bool(cfg.crop) and cfg.crop < min(h, w)
+    span = torch.arange(cfg.crop) if cropping else None
     for start in range(0, len(idx), cfg.batch_size):
-        xs, ys = [], []
-        for i, k in zip(idx[start:start + cfg.batch_size].tolist(), ks[start:start + cfg.batch_size].tolist()):
+        i, k = idx[start:start + cfg.batch_size], ks[start:start + cfg.batch_size]
+        if cropping:
+            corner = _crop_offsets(len(i), h, w, cfg.crop, gen)
+            rows = (corner[:, 0, None] + span)[:, :, None]
+            cols = (corner[:, 1, None] + span)[:, None, :]
+            x, y = data.images[i[:, None, None], 0, rows, cols][:, None], data.masks[i[:, None, None], rows, cols]
+        else:
             x, y = data.images[i], data.masks[i]
-            if cfg.crop and cfg.crop < min(h, w):
-                r, c = (int(torch.randint(0, s - cfg.crop + 1, (1,), generator=gen)) for s in (h, w))
-                x, y = x[..., r:r + cfg.crop, c:c + cfg.crop], y[r:r + cfg.crop, c:c + cfg.crop]
-            xs.append(dihedral(x, k))
-            ys.append(dihedral(y, k))
-        yield torch.stack(xs), torch.stack(ys)
+        yield dihedral_batch(x, k), dihedral_batch(y, k)
 
 
 def mixed_precision(device: torch.device) -> bool:
@@ -146,16 +167,48 @@ def mixed_precision(device: torch.device) -> bool:
 
 
 def precision_name(device: torch.device) -> str:
-    return "bf16 autocast + channels_last" if mixed_precision(device) else "fp32"
+    """How a model is computed on ``device``: "bf16" (autocast) or "fp32" (part of a model's identity: each
+    results row and model file records it, and ``study`` refuses to mix the two under one key)."""
+    return "bf16" if mixed_precision(device) else "fp32"
+
+
+def precision_of(recorded: str | None) -> str:
+    """The precision of a recorded row: "bf16" or "fp32" (rows before this field said "bf16 autocast + ...")."""
+    return "bf16" if str(recorded).startswith("bf16") else "fp32"
 
 
 def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision(device))
 
 
+# oneDNN's channels_last backward pass corrupts the heap on CPUs for whole images of 288 px and more (torch 2.13.0:
+# "free(): invalid next size", "double free or corruption" at 288, 320, 352 and 640 px, fp32 and bf16, batch 2
+# and 16; the first encoder stages; 64-256 px run), so on a CPU larger inputs run in the default layout
+CHANNELS_LAST_MAX_SIDE = 256
+
+
+def memory_format(device: torch.device, side: int) -> torch.memory_format:
+    """The layout of a network and its inputs of ``side`` pixels: channels_last on CUDA and, up to 256 px, on a CPU
+    (1.43x the fp32 steps of the default layout at the cpu preset's shapes and 1.5x bf16, measured by ``bench
+    train``), whatever the precision; the default layout above (the crash above)."""
+    if device.type == "cuda" or side <= CHANNELS_LAST_MAX_SIDE:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _layout(model: UNet, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` in the layout for its side, with ``model``'s weights in that layout too (converted
+    only when it changes)."""
+    fmt = memory_format(device, max(x.shape[-2:]))
+    if getattr(model, "_layout", None) is not fmt:
+        model.to(memory_format=fmt)
+        model._layout = fmt
+    return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+
+
 def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if mixed_precision(device) and x.ndim == 4 else x
+    return x.contiguous(memory_format=memory_format(device, max(x.shape[-2:]))) if x.ndim == 4 else x
 
 
 STUDY_FLOOR = float(np.log1p(np.exp(-1.0)))  # log(1 + 1/e) = 0.3133, the published losses' floor (STUDY.md 4)
@@ -170,25 +223,63 @@ def study_scale_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.log1p(torch.exp(1 - 2 * p)) - STUDY_FLOOR
 
 
+EVAL_PIXELS = 2 ** 21  # pixels per evaluation minibatch (64 images of 160 px, 16 of 320 px): no gradients kept
+
+
+def eval_batch(side: int) -> int:
+    """Images per evaluation minibatch for images of ``side`` pixels (at least 1)."""
+    return max(1, EVAL_PIXELS // (side * side))
+
+
+def _member_logits(logits: torch.Tensor, members: int) -> torch.Tensor:
+    """(N, 2K, H, W) stack logits -> (N, 2, K, H, W): member k's two classes at [:, :, k]."""
+    n, _, h, w = logits.shape
+    return logits.view(n, members, 2, h, w).transpose(1, 2)
+
+
 @torch.no_grad()
-def evaluate_both(model: UNet, data: Data, device: torch.device, batch_size: int = 16) -> tuple[float, float]:
-    """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``, and the same on the study's scale."""
+def evaluate_members(model: UNet, datas: list[Data], device: torch.device) -> list[tuple[float, float]]:
+    """Mean per-pixel cross-entropy (nats) and study-scale loss of each member k of ``model`` on ``datas[k]``
+    (one list entry per member; all the same size; one set for every member when they are one object)."""
     was_training = model.training
     model.eval()
-    total, study = 0.0, 0.0
-    for start in range(0, len(data), batch_size):
-        x, y = _to(data.images[start:start + batch_size], device), data.masks[start:start + batch_size].to(device)
+    members = model.members
+    shared = all(d is datas[0] for d in datas)
+    n, side = len(datas[0]), max(datas[0].images.shape[-2:])
+    total, study = torch.zeros(members, dtype=torch.float64), torch.zeros(members, dtype=torch.float64)
+    step = eval_batch(side)
+    for start in range(0, n, step):
+        if shared:
+            x = datas[0].images[start:start + step].expand(-1, members, -1, -1)
+            y = datas[0].masks[start:start + step, None].expand(-1, members, -1, -1)
+        else:
+            x = torch.cat([d.images[start:start + step] for d in datas], dim=1)
+            y = torch.stack([d.masks[start:start + step] for d in datas], dim=1)
+        x, y = _layout(model, x, device), y.to(device)
         with _autocast(device):
-            logits = model(x).float()
-        total += F.cross_entropy(logits, y, reduction="sum").item()
-        study += study_scale_loss(logits, y).sum().item()
+            logits = _member_logits(model(x).float(), members)
+        total += F.cross_entropy(logits, y, reduction="none").sum((0, 2, 3)).double().cpu()
+        study += study_scale_loss(logits, y).sum((0, 2, 3)).double().cpu()
     model.train(was_training)
-    return total / data.masks.numel(), study / data.masks.numel()
+    pixels = [d.masks.numel() for d in datas]
+    return [(float(t) / p, float(s) / p) for t, s, p in zip(total, study, pixels)]
 
 
-def evaluate(model: UNet, data: Data, device: torch.device, batch_size: int = 16) -> float:
+def evaluate_both(model: UNet, data: Data, device: torch.device) -> tuple[float, float]:
+    """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``, and the same on the study's scale (every
+    member of a stack on the same set: the first member's)."""
+    return evaluate_members(model, [data] * model.members, device)[0]
+
+
+def evaluate(model: UNet, data: Data, device: torch.device) -> float:
     """Mean per-pixel cross-entropy (nats) of ``model`` on ``data``."""
-    return evaluate_both(model, data, device, batch_size)[0]
+    return evaluate_both(model, data, device)[0]
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with its multi-tensor (``foreach``) update: the same arithmetic as the per-tensor loop in a tenth of
+    the operator calls (1.18x the steps of the cpu preset's network, measured by ``bench train``)."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select: str,
@@ -197,45 +288,77 @@ def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select
 
     The returned history keeps a copy of the weights at the epoch of lowest loss on ``val[select]``.
     """
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model.to(device)
-    if mixed_precision(device):
-        model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    return fit_stack([model], [train], [val], [cfg], [select], device)[0]
+
+
+def fit_stack(models: list[UNet], trains: list[Data], vals: list[dict[str, Data]], cfgs: list[TrainConfig],
+              selects: list[str], device: torch.device) -> list[History]:
+    """Train K models of one width, freezing option, learning rate and minibatch count as one stacked network
+    (``UNet(members=K)``): model k on ``trains[k]`` with its own minibatches, dihedral forms and crops (from
+    ``cfgs[k].seed``), its own batch-norm statistics and Adam state, validated on ``vals[k]``, its weights kept at
+    its own best epoch on ``vals[k][selects[k]]``. Each history equals the one :func:`fit` gives that model alone,
+    up to float rounding (tested); ``models`` are left untouched (one model: trained in place, as ``fit``)."""
+    from .model import member_state, stack_states
+
+    members = len(models)
+    if len({len(v) for v in vals}) != 1 or len({c.epochs for c in cfgs}) != 1 or len({c.lr for c in cfgs}) != 1:
+        raise ValueError("a stack's models need the same epochs, learning rate and number of validation sets")
+    if members == 1:
+        net = models[0]
+    else:
+        net = UNet(models[0].width, members=members)
+        net.load_state_dict(stack_states([m.state_dict() for m in models]))
+        freeze(net, models[0].frozen)
+    torch.manual_seed(cfgs[0].seed)
+    gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    net.to(device)
+    opt = adam([p for p in net.parameters() if p.requires_grad], cfgs[0].lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=LR_DECAY)
-    hist = History(losses={name: [] for name in val}, study={name: [] for name in val})
+    hists = [History(losses={name: [] for name in v}, study={name: [] for name in v}) for v in vals]
+    names = [list(v) for v in vals]
     train_time, seen = 0.0, 0
-    for epoch in range(cfg.epochs):
-        model.train()
+    for epoch in range(cfgs[0].epochs):
+        net.train()
         start = time.perf_counter()
-        running, steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-        for x, y in batches(train, cfg, gen):
-            x, y = _to(x, device), y.to(device)
-            with _autocast(device):
-                loss = F.cross_entropy(model(x).float(), y)
+        running, steps = torch.zeros(members, device=device), 0  # summed on the device: no sync per step
+        for parts in zip(*(batches(t, c, g) for t, c, g in zip(trains, cfgs, gens)), strict=True):
+            if members == 1:
+                x, y = _layout(net, parts[0][0], device), parts[0][1].to(device)
+                with _autocast(device):
+                    loss = F.cross_entropy(net(x).float(), y)
+                each = loss.detach()[None]
+            else:
+                x = _layout(net, torch.cat([p[0] for p in parts], dim=1), device)
+                y = torch.stack([p[1] for p in parts], dim=1).to(device)
+                with _autocast(device):
+                    logits = _member_logits(net(x).float(), members)
+                each = F.cross_entropy(logits, y, reduction="none").mean((0, 2, 3))
+                loss = each.sum()  # the members' gradients are independent: each gets its own mean's
+                each = each.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            running += loss.detach()
+            running += each
             steps += 1
-            seen += len(x)
+            seen += len(x) * members
         if device.type == "cuda":
             torch.cuda.synchronize()
         train_time += time.perf_counter() - start
-        hist.train.append(float(running) / max(steps, 1))
         sched.step()
-        for name, data in val.items():
-            ce, study = evaluate_both(model, data, device)
-            hist.losses[name].append(ce)
-            hist.study[name].append(study)
-        if hist.best_epoch < 0 or hist.losses[select][-1] < hist.losses[select][hist.best_epoch]:
-            hist.best_epoch = epoch
-            hist.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    hist.seconds_per_epoch = train_time / max(cfg.epochs, 1)
-    hist.images_per_second = seen / max(train_time, 1e-9)
-    return hist
+        for j in range(len(names[0])):
+            scores = evaluate_members(net, [v[n[j]] for v, n in zip(vals, names)], device)
+            for hist, n, (ce, study) in zip(hists, names, scores):
+                hist.losses[n[j]].append(ce)
+                hist.study[n[j]].append(study)
+        for k, (hist, select) in enumerate(zip(hists, selects)):
+            hist.train.append(float(running[k]) / max(steps, 1))
+            if hist.best_epoch < 0 or hist.losses[select][-1] < hist.losses[select][hist.best_epoch]:
+                hist.best_epoch = epoch
+                hist.best_state = member_state(net.state_dict(), k, members)
+    for hist in hists:
+        hist.seconds_per_epoch = train_time / max(cfgs[0].epochs, 1) / members
+        hist.images_per_second = seen / max(train_time, 1e-9)
+    return hists
 
 
 def constant_prediction_loss(masks: torch.Tensor) -> float:

@@ -219,7 +219,7 @@ def test_deferred_validation_gives_the_same_p(dose_study):
     for every in (True, False):
         pr = replace(smoke, validate_every_epoch=every)
         job = study.Job("dose", "pretrain", "150", 5, pr.main_lr[0])
-        rows[every] = study._pretrain(job, pr, dose_study, torch.device("cpu"))
+        rows[every] = study._pretrain([job], pr, dose_study, torch.device("cpu"))[0]
     for column in ("P_all", "P_all_study"):
         a, b = json.loads(rows[True][column]), json.loads(rows[False][column])
         assert a.keys() == b.keys() and np.allclose(list(a.values()), list(b.values()), rtol=1e-5)
