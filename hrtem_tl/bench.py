@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -103,57 +104,187 @@ def _print_agreement(ours: dict, plain: dict, preset) -> None:
           f"labels differ on {np.mean(ours['mask'] != plain['mask']) * 100:.2f} % of pixels")
 
 
-def bench_train(presets=("cpu",), batches: int = 6, device: str = "auto") -> None:
-    """Training images per second for each freezing option, at the cpu preset and at paper width."""
+def baseline_batches(data, cfg, gen):
+    """The training path's minibatches before the whole-batch form: one sample at a time (kept for the bench and
+    as the reference of the test that they are the same minibatches)."""
+    import torch
+
+    from .train import dihedral
+
+    n = len(data)
+    idx = torch.arange(n).repeat(8 * cfg.crops_per_image)
+    ks = torch.arange(8).repeat_interleave(n).repeat(cfg.crops_per_image)
+    order = torch.randperm(len(idx), generator=gen)
+    idx, ks = idx[order], ks[order]
+    h, w = data.images.shape[-2:]
+    for start in range(0, len(idx), cfg.batch_size):
+        xs, ys = [], []
+        for i, k in zip(idx[start:start + cfg.batch_size].tolist(), ks[start:start + cfg.batch_size].tolist()):
+            x, y = data.images[i], data.masks[i]
+            if cfg.crop and cfg.crop < min(h, w):
+                r, c = (int(torch.randint(0, s - cfg.crop + 1, (1,), generator=gen)) for s in (h, w))
+                x, y = x[..., r:r + cfg.crop, c:c + cfg.crop], y[r:r + cfg.crop, c:c + cfg.crop]
+            xs.append(dihedral(x, k))
+            ys.append(dihedral(y, k))
+        yield torch.stack(xs), torch.stack(ys)
+
+
+def _train_steps(members: int, width: int, crop: int, bf16: bool, steps: int, baseline: bool = False,
+                 profile: bool = False):
+    """Seconds per training step of ``members`` stacked models (16 crops each, from 64 whole images through the
+    training path's minibatches), on this process's threads; the baseline: one model, per-sample minibatches,
+    the per-tensor Adam, channels_last only with bf16. With ``profile``: also the profiler's operator table."""
     import torch
     from torch.nn import functional as F
 
-    from .model import FREEZE_OPTIONS, freeze
-    from .train import _autocast, _to, mixed_precision, new_model, pick_device, precision_name
+    from . import train as tr
+    from .model import UNet
+
+    side = 2 * crop
+    gen = torch.Generator().manual_seed(0)
+    data = tr.Data(torch.randn(64, 1, side, side, generator=gen), torch.randint(0, 2, (64, side, side), generator=gen))
+    cfg = tr.TrainConfig(epochs=1, batch_size=16, crop=crop, crops_per_image=4, seed=0)
+    net = UNet(width, members=members)
+    fmt = torch.channels_last if (bf16 or not baseline) and crop <= tr.CHANNELS_LAST_MAX_SIDE else \
+        torch.contiguous_format
+    net.to(memory_format=fmt)
+    opt = (torch.optim.Adam(net.parameters(), lr=1e-3, foreach=False) if baseline
+           else tr.adam(list(net.parameters()), 1e-3))
+    make = baseline_batches if baseline else tr.batches
+    streams = [make(data, cfg, torch.Generator().manual_seed(k)) for k in range(members)]
+
+    def step():
+        parts = [next(s) for s in streams]
+        x = torch.cat([p[0] for p in parts], dim=1).contiguous(memory_format=fmt)
+        y = torch.stack([p[1] for p in parts], dim=1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = tr._member_logits(net(x).float(), members)
+        loss = F.cross_entropy(logits, y, reduction="none").mean((0, 2, 3)).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    table = None
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with _quiet_stderr(), torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                step()
+        table = prof.key_averages()
+    return seconds, table, net
+
+
+@contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null: the profiler's C++ side prints its start and stop there."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _step_shares(table) -> dict:
+    """Share of a step's operator time (self CPU) in convolutions, batch norm, the optimizer, copies and casts,
+    and the rest."""
+    groups = {"conv": ("convolution",), "batch norm": ("batch_norm",), "optimizer": ("_foreach", "adam", "lerp",
+              "addcmul", "addcdiv", "sqrt"), "copies/casts": ("copy_", "to_copy", "contiguous", "clone")}
+    shares = dict.fromkeys([*groups, "other"], 0.0)
+    for event in table:
+        name = event.key.lower()
+        group = next((g for g, words in groups.items() if any(w in name for w in words)), "other")
+        shares[group] += event.self_cpu_time_total
+    total = sum(shares.values()) or 1.0
+    return {g: v / total for g, v in shares.items()}
+
+
+def _gflop_per_step(net, crop: int) -> float:
+    """Multiply-adds of the convolutions of one training step (16 crops per member) x 2 FLOP x 3 (the forward
+    pass and the two products of its backward), in GFLOP: counted with hooks on a forward pass."""
+    import torch
+
+    macs = []
+
+    def hook(module, inputs, output):
+        cin = module.in_channels // module.groups
+        macs.append(output.numel() * cin * module.kernel_size[0] * module.kernel_size[1])
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net.eval()(torch.zeros(16, net.members, crop, crop))
+    for h in handles:
+        h.remove()
+    return 6 * sum(macs) / 1e9
+
+
+def _nominal_peak_gflops(bf16: bool) -> float | None:
+    """A core's nominal peak from its clock (/proc/cpuinfo): 2 FMA units x 16 fp32 lanes x 2 FLOP a cycle
+    (AVX-512), twice that in bf16 dot products. A nominal figure, not a measurement."""
+    try:
+        mhz = max(float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        return None
+    return mhz / 1e3 * 64 * (2 if bf16 else 1)
+
+
+def bench_train(presets=("cpu-coarse", "cpu"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8) -> None:
+    """Models per hour on one core at each preset's training shape: single and stacked models (K members), bf16
+    and fp32, the share of each part of a step, GFLOP/s; and the book's path (what ``study`` uses: stacks of
+    ``STACK_MEMBERS``) against the step as it was before stacking (``N.NNx baseline``)."""
+    import torch
+
+    from .study import STACK_MEMBERS, Job, minibatches, train_images
+    from .train import mixed_precision, pick_device
 
     dev = pick_device(device)
-    cases = []
+    if dev.type != "cpu":
+        print(f"device {dev}: this bench measures CPU cores; a GPU run measures nothing here yet")
+        return
+    torch.set_num_threads(1)  # as a training worker runs (one thread per model or stack)
+    native_bf16 = mixed_precision(dev)
+    precisions = (True, False) if native_bf16 else (False,)
+    print(f"one core; {'bf16 is native here (AVX512-BF16)' if native_bf16 else 'no native bf16: fp32 only'}; "
+          f"models per hour = pretrainings' training steps (the preset's epochs x minibatches), one core")
+    print("preset    crop width  precision  K   step_ms  model-steps/s  models/h  GFLOP/s  nominal_peak  "
+          "conv  bn  optim  copies  other")
     for name in presets:
         pr = get_preset(name)
-        cases.append((f"{name} preset", pr.width, pr.crop or pr.image_pixels))
-    cases.append(("paper width", 64, 640 if dev.type == "cuda" else 128))
-    print(f"device {dev} (threads {torch.get_num_threads()}); batch 16; {precision_name(dev)}")
-    print("case            width  size  params_M  " + "  ".join(f"{f:>8s}_img/s" for f in FREEZE_OPTIONS) + "  peak")
-    for label, width, size in cases:
-        rates = []
-        for option in FREEZE_OPTIONS:
-            model = new_model(width, 0).to(dev)
-            if mixed_precision(dev):
-                model.to(memory_format=torch.channels_last)
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            freeze(model, option)
-            model.train()
-            opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-            x = _to(torch.randn(16, 1, size, size), dev)
-            y = torch.randint(0, 2, (16, size, size), device=dev)
-
-            def step():
-                with _autocast(dev):
-                    loss = F.cross_entropy(model(x).float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-            step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(batches):
-                step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            rates.append(16 * batches / (time.perf_counter() - start))
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        peak = (f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB GPU" if dev.type == "cuda"
-                else f"{_max_rss_gib():.2f} GiB RSS")
-        print(f"{label:15s} {width:5d} {size:5d} {params:9.2f}  " + "  ".join(f"{r:14.1f}" for r in rates)
-              + f"  {peak}")
+        job = Job("dose", "pretrain", "30", 0, pr.main_lr[0])
+        per_model = minibatches(job, pr, train_images(job, pr))
+        crop = pr.crop or pr.image_pixels
+        for bf16 in precisions:
+            rates = {}
+            for k in members:
+                seconds, table, net = _train_steps(k, pr.width, crop, bf16, steps, profile=True)
+                rates[k] = k / seconds
+                shares = _step_shares(table)
+                gflops = _gflop_per_step(net, crop) / seconds
+                peak = _nominal_peak_gflops(bf16)
+                print(f"{name:9s} {crop:4d} {pr.width:5d}  {'bf16' if bf16 else 'fp32':9s} {k:2d} {seconds * 1e3:9.1f} "
+                      f"{rates[k]:14.1f} {rates[k] * 3600 / per_model:9.0f} {gflops:8.1f} "
+                      f"{(f'{peak:.0f}' if peak else '-'):>13s}  " + "  ".join(f"{v:4.0%}" for v in shares.values()),
+                      flush=True)
+        bf16 = native_bf16
+        base_s, _, _ = _train_steps(1, pr.width, crop, bf16, steps, baseline=True)
+        ours_s, _, _ = _train_steps(STACK_MEMBERS, pr.width, crop, bf16, steps)
+        base, ours = 3600 / base_s / per_model, 3600 * STACK_MEMBERS / ours_s / per_model
+        print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, {'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h "
+              f"per core against {base:.0f} for the step before stacking: {ours / base:.2f}x baseline", flush=True)
     bench_pretraining(device=device)
 
 

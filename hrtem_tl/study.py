@@ -404,9 +404,10 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
     return [rows[i] for i in range(len(jobs))]
 
 
-# Models trained as one stack (``train.fit_stack``). Measured on one core (``bench train``, cpu preset shapes,
-# bf16): 4 members give 1.26x the model-steps per second of single models with the same Adam, 8 no more; fewer
-# members leave fewer stacks to keep both cores busy at the end of a stage.
+# Models trained as one stack (``train.fit_stack``). Measured on one core (``bench train``, bf16, model-steps per
+# second against one model on the same path): 1.10x / 1.21x / 1.32x / 1.22x at K = 2 / 4 / 8 / 16 (cpu preset
+# shapes), 0.98x / 1.23x / 1.24x / 1.16x (cpu-fine). 4, not 8: 8 gains 9 % at cpu and 1 % at cpu-fine, and halves
+# the stacks that keep both cores busy at the end of a stage (the dose series has 25 pretrainings: 7 stacks of 4).
 STACK_MEMBERS = 4
 
 
@@ -508,21 +509,24 @@ def _check_datasets(series: str, preset: Preset, cache) -> None:
 
 
 def run_study(series: str = "all", preset: str | Preset = "cpu", cache=None, device: str = "auto",
-              scheduler: str | None = None, progress: bool = True, extra_jobs=()) -> dict[str, pd.DataFrame]:
+              scheduler: str | None = None, progress: bool = True, extra_jobs=(),
+              stage_seconds: dict | None = None) -> dict[str, pd.DataFrame]:
     """Train every missing job of ``series`` (pretrainings first), and of ``extra_jobs`` (the hands-on chapter's,
-    whose datasets must exist too), and return the results tables."""
+    whose datasets must exist too), and return the results tables (``stage_seconds`` gets each stage's time)."""
     names, pr = ds.series_names(series), get_preset(preset)
     for name in names:
         _check_datasets(name, pr, cache)
     run_jobs([j for name in names for j in grid(name, pr)] + list(extra_jobs), pr, cache, device, scheduler,
-             progress)
+             progress, stage_seconds)
     return {name: load_results(name, pr, cache) for name in names}
 
 
 def run_jobs(jobs, preset: Preset, cache=None, device: str = "auto", scheduler: str | None = None,
-             progress: bool = True) -> None:
+             progress: bool = True, stage_seconds: dict | None = None) -> None:
     """Train the unfinished ``jobs`` on the workers: every pretraining first, then the models that start from one
-    or from scratch (one progress bar each)."""
+    or from scratch (one progress bar each); ``stage_seconds`` (a dict) gets the seconds of each stage."""
+    import time
+
     from .parallel import n_cores, run_tasks
 
     dev = tr.pick_device(device)
@@ -535,9 +539,12 @@ def run_jobs(jobs, preset: Preset, cache=None, device: str = "auto", scheduler: 
         # every pretraining of every series first: the transfers of all series then share the workers; the
         # largest stacks first, so that the last ones to finish are short
         batch = sorted(stacks([j for j in todo if j.kind in kinds], preset), key=len, reverse=True)
+        start = time.perf_counter()
         run_tasks(run_stack, batch, dict(preset=preset, cache=cache, device=str(dev), threads=threads),
                   scheduler=scheduler, desc=desc, progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(),
                   describe=_describe, unit="model", size=len, name=_stack_name)
+        if stage_seconds is not None:
+            stage_seconds[desc] = time.perf_counter() - start
 
 
 def _stack_name(jobs: list[Job]) -> str:

@@ -189,8 +189,8 @@ CHANNELS_LAST_MAX_SIDE = 256
 
 def memory_format(device: torch.device, side: int) -> torch.memory_format:
     """The layout of a network and its inputs of ``side`` pixels: channels_last on CUDA and, up to 256 px, on a CPU
-    (1.43x the fp32 steps of the default layout at the cpu preset's shapes and 1.5x bf16, measured by ``bench
-    train``), whatever the precision; the default layout above (the crash above)."""
+    (1.43x the fp32 steps of the default layout at the cpu preset's shapes, measured on one core), whatever the
+    precision; the default layout above (the crash above)."""
     if device.type == "cuda" or side <= CHANNELS_LAST_MAX_SIDE:
         return torch.channels_last
     return torch.contiguous_format
@@ -278,7 +278,7 @@ def evaluate(model: UNet, data: Data, device: torch.device) -> float:
 
 def adam(params, lr: float) -> torch.optim.Adam:
     """Adam with its multi-tensor (``foreach``) update: the same arithmetic as the per-tensor loop in a tenth of
-    the operator calls (1.18x the steps of the cpu preset's network, measured by ``bench train``)."""
+    the operator calls (1.18x the steps of the cpu preset's network, measured on one core)."""
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 

@@ -1,0 +1,174 @@
+"""What a small study keeps: the same pretrainings at the scales a CPU preset shrinks, each arm scored like the
+book (learned ratios, in-domain loss, how much the models specialise, and every Fig 9.1 / 9.2 statistic with its
+90 % bootstrap interval), beside what it cost.
+
+An arm is a registered preset (its data: pixel size, scenes) with training fields replaced (crop, width, epochs,
+crops per epoch, replicates). Its models are keyed like every model (``Job.key`` on the arm's fields), so an arm
+equal to a preset reuses that preset's models and a new arm trains only itself. Arms train pretrainings only:
+the claims that need transfers are reported as "needs transfers" (the book's own scorecards have them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from . import datasets as ds
+from .cache import atomic_write, cache_dir
+from .claims.evidence import Evidence, evidence, matrix
+from .claims.registry import get_claims
+from .claims.report import scorecard
+from .claims.sanity import learned_sources, learning
+from .presets import Preset, get_preset
+from .study import Job, grid, load_results, run_jobs
+
+FIGURE_SERIES = ("dose", "structure")  # Fig 9.1 and Fig 9.2
+# the structure sources an arm pretrains: every small lattice (the 9 x 9 heatmap) and the large particles of
+# four lattices, one per symmetry class but spinel (the size panel); all of them with ``sources="all"``
+SIZE_LATTICES = ("CdSe", "Cu", "Si", "Fe")
+TRAINING_FIELDS = ("crop", "epoch_crops", "width", "epochs", "replicates")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One shrinking of the study: a registered preset with some training fields replaced."""
+
+    name: str
+    base: str  # a registered preset: its data (pixel size, scenes) and everything not replaced
+    changes: dict = field(default_factory=dict)
+    what: str = ""  # one line: what differs from the study
+
+    def preset(self) -> Preset:
+        bad = sorted(set(self.changes) - set(TRAINING_FIELDS))
+        if bad:
+            raise ValueError(f"arm {self.name!r} changes {', '.join(bad)}; an arm may change only "
+                             f"{', '.join(TRAINING_FIELDS)} (other fields: another base preset)")
+        return replace(get_preset(self.base), **self.changes)
+
+
+ARMS = (
+    Arm("coarse pixels", "cpu-coarse", {}, "0.5 Å pixels (6.25x the study's electrons per pixel), 32 Å crops, "
+        "1024 crops an epoch"),
+    Arm("fine pixels", "cpu", {}, "0.25 Å pixels (1.56x the study's electrons per pixel), 24 Å crops, 2048 crops "
+        "an epoch: the default"),
+    Arm("40 Å crops", "cpu", {"crop": 160}, "the default with 160-pixel (40 Å) crops: a small particle fits"),
+    Arm("2x steps", "cpu", {"epoch_crops": 4096}, "the default with twice the minibatches an epoch"),
+    Arm("width 16", "cpu", {"width": 16}, "the default with twice the channels (0.9 M parameters)"),
+)
+
+
+def get_arm(name: str) -> Arm:
+    for arm in ARMS:
+        if arm.name == name:
+            return arm
+    raise ValueError(f"arm={name!r} is unknown; allowed: {', '.join(a.name for a in ARMS)}")
+
+
+def arm_sources(series: str, sources: str = "figure") -> tuple:
+    """The pretraining sources of an arm: every source of the dose series; the structure series' small lattices
+    and four large ones (``figure``), or every source (``all``)."""
+    if sources not in ("figure", "all"):
+        raise ValueError(f"sources={sources!r} is unknown; allowed: figure, all")
+    every = ds.SERIES[series].sources
+    if series != "structure" or sources == "all":
+        return every
+    return tuple(d for d in every if d.endswith("_small") or d.rsplit("_", 1)[0] in SIZE_LATTICES)
+
+
+def arm_jobs(arm: Arm, series: str, sources: str = "figure") -> list[Job]:
+    """The pretrainings of ``arm`` on ``series``: the preset's main-setting pretrainings of the chosen sources."""
+    keep = set(arm_sources(series, sources))
+    return [j for j in grid(series, arm.preset()) if j.kind == "pretrain" and j.source in keep]
+
+
+def specialisation(ev: Evidence) -> tuple[float, float]:
+    """Median and minimum over the off-diagonal cells (small particles for structure) of P(s -> t) / P(t -> t):
+    how much worse a model of another domain does on t than t's own (the study: median 1.81, minimum 1.04)."""
+    domains = [d for d in ev.cells.source.unique() if ev.series != "structure" or d.endswith("_small")]
+    m = matrix(ev, "P", domains=domains)
+    ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index for t in m.columns
+              if s != t and t in m.index and np.isfinite(m.loc[s, t]) and m.loc[t, t] > 0]
+    return (float(np.median(ratios)), float(np.min(ratios))) if ratios else (float("nan"), float("nan"))
+
+
+def arm_rows(arm: Arm, series: str, cache=None, sources: str = "figure", n_bootstrap: int = 200) -> list[dict]:
+    """The statistics of one trained arm on one series: one row per claim (statistic, interval, verdict) and
+    the arm's learning, specialisation and cost (core-seconds of training, measured per model)."""
+    pr = arm.preset()
+    keys = {j.key(pr) for j in arm_jobs(arm, series, sources)}
+    df = load_results(series, None, cache)
+    df = df[df.key.isin(keys)].reset_index(drop=True) if len(df) else df
+    if len(df) < len(keys):
+        raise FileNotFoundError(f"arm {arm.name!r} has {len(df)} of its {len(keys)} {series} pretrainings; run "
+                                f"`python -m hrtem_tl ablate --arms {json.dumps(arm.name)} --series {series}`")
+    ev = evidence(series, df, pr)
+    card = scorecard(ev, n_bootstrap)
+    sources_table, learn = learned_sources(ev), learning(ev)
+    median_spec, min_spec = specialisation(ev)
+    common = {"arm": arm.name, "series": series, "what": arm.what, "models": len(df),
+              "core_seconds": float((df.seconds_per_epoch * df.epochs).sum()),
+              "learned": f"{int(sources_table.learned.sum())}/{len(sources_table)}",
+              "worst_ratio": float(sources_table["median"].max()), "in_domain": float(learn.in_domain.median()),
+              "specialisation": median_spec, "specialisation_min": min_spec}
+    rows = []
+    for _, c in card.iterrows():
+        needs_transfers = np.isnan(c["this run"])
+        rows.append({**common, "claim": c.claim, "key": c.key, "figure": c.figure, "study": c.study,
+                     "statistic": c["this run"], "low": c.low, "high": c.high,
+                     "verdict": "needs transfers" if needs_transfers else c["verdict if learned"]})
+    return rows
+
+
+def summary_path(cache=None):
+    return cache_dir(cache) / "ablation" / "summary.json"
+
+
+def run_ablation(arms=None, series=FIGURE_SERIES, cache=None, device: str = "auto", scheduler=None,
+                 sources: str = "figure", progress: bool = True, n_bootstrap: int = 200) -> pd.DataFrame:
+    """Pretrain what the arms lack (cached), score every arm on every series and write the table to
+    ``<cache>/ablation/summary.json`` (the book's page reads it); return it."""
+    chosen = [get_arm(a) if isinstance(a, str) else a for a in (arms or [a.name for a in ARMS])]
+    for arm in chosen:
+        for name in series:
+            pr = arm.preset()
+            ds.simulate_series(name, get_preset(arm.base), cache, "cpu", scheduler, progress=progress)
+            run_jobs(arm_jobs(arm, name, sources), pr, cache, device, scheduler, progress)
+    rows = [r for arm in chosen for name in series for r in arm_rows(arm, name, cache, sources, n_bootstrap)]
+    table = pd.DataFrame(rows)
+    path = summary_path(cache)
+    old = read_summary(cache)
+    if len(old):  # arms measured before and not now stay in the summary
+        old = old[~old.set_index(["arm", "series"]).index.isin(table.set_index(["arm", "series"]).index)]
+        table = pd.concat([old, table], ignore_index=True)
+    atomic_write(path, lambda tmp: open(tmp, "w").write(table.to_json(orient="records", indent=1)))
+    return table
+
+
+def read_summary(cache=None) -> pd.DataFrame:
+    """The last ablation table in the cache (empty when none was run)."""
+    path = summary_path(cache)
+    return pd.read_json(path, orient="records") if path.exists() else pd.DataFrame()
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The ablation for the terminal: per arm and series its cost and learning, then each claim's statistic."""
+    lines = []
+    for (arm, series), part in table.groupby(["arm", "series"], sort=False):
+        first = part.iloc[0]
+        lines.append(f"{arm} / {series}: {first.models} pretrainings, {first.core_seconds / 60:.1f} core-min of "
+                     f"training; learned {first.learned} (worst source {first.worst_ratio:.2f} of a constant "
+                     f"prediction); in-domain {first.in_domain:.3f}; specialisation median "
+                     f"{first.specialisation:.2f}, min {first.specialisation_min:.2f} (study 1.81, 1.04)")
+        for _, r in part.iterrows():
+            if r.verdict == "needs transfers":
+                continue
+            lines.append(f"    {r.statistic:+.2f} [{r.low:+.2f}, {r.high:+.2f}] {r.verdict:12s} (study "
+                         f"{r.study:+.2f}) {r.claim}")
+    return "\n".join(lines)
+
+
+__all__ = ["ARMS", "Arm", "run_ablation", "read_summary", "format_table", "arm_jobs", "arm_rows",
+           "specialisation", "get_claims"]

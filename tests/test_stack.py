@@ -1,0 +1,163 @@
+"""The stacked trainer (K models as one grouped network), the training path's whole-batch augmentation, the
+memory layout that does not crash, and a model's identity (its precision)."""
+
+import copy
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hrtem_tl import study
+from hrtem_tl import train as tr
+from hrtem_tl.bench import baseline_batches
+from hrtem_tl.model import UNet, freeze, member_state, stack_states
+from hrtem_tl.presets import PRESETS, get_preset
+
+
+@pytest.mark.parametrize("crop, side", [(16, 32), (0, 32), (16, 24)])
+def test_whole_batch_augmentation_gives_the_same_minibatches_as_sample_by_sample(crop, side):
+    gen = torch.Generator().manual_seed(3)
+    data = tr.Data(torch.randn(6, 1, side, side, generator=gen), torch.randint(0, 2, (6, side, side), generator=gen))
+    cfg = tr.TrainConfig(augment="all8", crop=crop, crops_per_image=2, batch_size=5)
+    ours = list(tr.batches(data, cfg, torch.Generator().manual_seed(9)))
+    reference = list(baseline_batches(data, cfg, torch.Generator().manual_seed(9)))
+    assert len(ours) == len(reference) == -(-6 * 8 * 2 // 5)
+    for (x, y), (rx, ry) in zip(ours, reference):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_a_stack_computes_each_members_network():
+    """Member k of a stack built from single networks' weights gives their logits and hands their weights back."""
+    torch.manual_seed(0)
+    singles = [UNet(8).eval() for _ in range(3)]
+    stack = UNet(8, members=3)
+    stack.load_state_dict(stack_states([m.state_dict() for m in singles]))
+    stack.eval()
+    x = torch.randn(2, 3, 64, 64)
+    out = stack(x).view(2, 3, 2, 64, 64)
+    for k, single in enumerate(singles):
+        assert torch.allclose(out[:, k], single(x[:, k:k + 1]), atol=1e-5)
+        back = member_state(stack.state_dict(), k, 3)
+        assert all(torch.equal(back[name], value) for name, value in single.state_dict().items())
+
+
+def _task(gen, n, side):
+    """Images whose particles are where a smoothed copy exceeds 0.1: a task a U-Net learns steadily."""
+    x = torch.randn(n, 1, side, side, generator=gen)
+    return tr.Data(x, (F.avg_pool2d(x, 5, 1, 2)[:, 0] > 0.1).long())
+
+
+@pytest.mark.parametrize("option", ["none", "encoder", "decoder"])
+def test_stacked_models_equal_single_models_up_to_float_rounding(option, monkeypatch):
+    """Three models trained as one stack give each the per-epoch validation losses (within 3 %) and the selected
+    epoch that it gets trained alone. Rounding is all that differs, and training amplifies it: the same single
+    model trained on 2 threads instead of 1 moves its losses by about as much (0.1-2 % here, measured), fp32."""
+    monkeypatch.setattr(tr, "mixed_precision", lambda device: False)
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    trains = [_task(gen, 16, 96) for _ in range(3)]
+    vals = [{"own": _task(gen, 8, 96), "other": _task(gen, 4, 128)} for _ in range(3)]
+    cfgs = [tr.TrainConfig(epochs=4, lr=1e-3, batch_size=8, crop=64, seed=s) for s in (1, 2, 3)]
+    models = [tr.new_model(8, s) for s in (11, 12, 13)]
+    for m in models:
+        freeze(m, option)
+    alone = [tr.fit(copy.deepcopy(m), t, v, c, "own", torch.device("cpu")) for m, t, v, c in
+             zip(models, trains, vals, cfgs)]
+    before = [copy.deepcopy(m.state_dict()) for m in models]
+    stacked = tr.fit_stack(models, trains, vals, cfgs, ["own"] * 3, torch.device("cpu"))
+    for m, state in zip(models, before):  # the members' own networks are left as they were
+        assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
+    for a, b in zip(alone, stacked):
+        assert a.best_epoch == b.best_epoch
+        for name in a.losses:
+            assert b.losses[name] == pytest.approx(a.losses[name], rel=0.03)
+            assert b.study[name] == pytest.approx(a.study[name], rel=0.05, abs=1e-3)
+        assert b.train == pytest.approx(a.train, rel=0.03)
+        if option != "none":  # the frozen half is exactly the pretrained one in both
+            frozen = [k for k in a.best_state if k.startswith(option)]
+            assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in frozen if "num_batches" not in k)
+
+
+def test_stacks_follow_the_grid_whatever_else_is_asked_for():
+    """A job's stack is its grid stack whether it is asked for alone, with its series or with every series, so a
+    model's numbers never depend on what ran beside it; stacked jobs share their key."""
+    cpu = get_preset("cpu")
+    dose = study.grid("dose", cpu)
+    alone = study.stacks([dose[7]], cpu)
+    together = study.stacks(dose + study.grid("structure", cpu), cpu)
+    assert alone[0] in together and dose[7] in alone[0]
+    assert sum(len(s) for s in study.stacks(dose, cpu)) == len(dose)
+    for stack in together:
+        assert len({study.stack_key(j, cpu) for j in stack}) == 1 and 1 <= len(stack) <= study.STACK_MEMBERS
+
+
+def _shapes(pr):
+    """(train side, evaluation side) of a preset's models: crops (or whole images) and whole validation images."""
+    return (pr.crop or pr.image_pixels), pr.image_pixels
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_one_training_step_at_every_presets_shapes_runs_on_the_cpu(name):
+    """One step of training and one evaluation at each preset's shapes in the layout the code picks, at a small
+    width (the paper preset's whole 640-pixel images included: channels_last there corrupted oneDNN's heap)."""
+    pr = get_preset(name)
+    train_side, eval_side = _shapes(pr)
+    dev = torch.device("cpu")
+    gen = torch.Generator().manual_seed(0)
+    data = tr.Data(torch.randn(2, 1, train_side, train_side, generator=gen),
+                   torch.randint(0, 2, (2, train_side, train_side), generator=gen))
+    val = {"own": tr.Data(torch.randn(2, 1, eval_side, eval_side, generator=gen),
+                          torch.randint(0, 2, (2, eval_side, eval_side), generator=gen))}
+    hist = tr.fit(tr.new_model(4, 0), data, val, tr.TrainConfig(epochs=1, lr=1e-3, batch_size=2), "own", dev)
+    assert hist.best_epoch == 0 and all(torch.isfinite(v).all() for v in hist.best_state.values())
+    fmt = tr.memory_format(dev, train_side)
+    assert fmt is (torch.channels_last if train_side <= tr.CHANNELS_LAST_MAX_SIDE else torch.contiguous_format)
+
+
+def test_a_cache_of_another_precision_is_named_in_one_line(smoke_cache, monkeypatch):
+    """Rows computed in bf16 and a machine that computes in fp32: one line instead of a table mixing them."""
+    folder = smoke_cache / "results" / "rows" / "dose"
+    folder.mkdir(parents=True, exist_ok=True)
+    fake = folder / "pretrain-precision-test.json"
+    fake.write_text(json.dumps({"preset": "smoke", "precision": "bf16"}))
+    study._cached_precisions.cache_clear()
+    monkeypatch.setattr(tr, "mixed_precision", lambda device: False)
+    try:
+        with pytest.raises(study.MixedPrecision, match=r"holds smoke models computed in bf16 and this machine "
+                                                       r"computes in fp32"):
+            study._check_precision(get_preset("smoke"), smoke_cache, torch.device("cpu"))
+    finally:
+        fake.unlink()
+        study._cached_precisions.cache_clear()
+
+
+def _die(item):
+    import os
+
+    os._exit(11)  # as a segfault ends a worker: no exception, no cleanup
+
+
+def test_a_worker_that_dies_is_one_line_naming_its_task_not_a_restart_loop():
+    from hrtem_tl.parallel import WorkerDied, run_tasks
+
+    with pytest.raises(WorkerDied) as err:
+        run_tasks(_die, ["dose pretrain 30"], {}, desc="pretrainings", progress=False, n_workers=1,
+                  name=lambda item: item)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("pretrainings: the worker process running dose pretrain 30 died")
+
+
+def test_time_boxes_read_a_whole_book_built_from_an_empty_cache(tmp_path):
+    """A chapter never run alone from an empty cache: its box gives the stages of the book that was (item 5)."""
+    from hrtem_tl.book import BOOK_STAGES, EMPTY_CACHE, empty_cache_times, record_timing
+
+    assert empty_cache_times("dose", tmp_path).startswith("not measured on this machine yet")
+    for stage, seconds in zip(BOOK_STAGES, (150.0, 310.0, 420.0)):
+        record_timing(f"book {stage} {EMPTY_CACHE}", "cpu", seconds, tmp_path)
+    assert empty_cache_times("dose", tmp_path) == (
+        "at preset cpu, as part of a whole book built from an empty cache: scenes and datasets 2.5 min, "
+        "pretrainings 5.2 min, transfers 7.0 min for every series, then this page's own run")
+    record_timing(f"chapter dose {EMPTY_CACHE}", "class", 138.0, tmp_path)
+    assert empty_cache_times("dose", tmp_path).endswith("; 2.3 min at preset class")
