@@ -34,7 +34,7 @@
 # ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | class | cpu | cpu-coarse | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)

@@ -36,7 +36,7 @@
 # ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | class | cpu | cpu-coarse | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -221,7 +221,7 @@ figures.glue_value("dose_count_pixel", count_pixel)
 # {glue:text}`dose_study_pixel` Å pixels hold {glue:text}`dose_counts_study:.2f` electrons (SNR
 # {glue:text}`dose_snr_study:.2f`): the same dose is noisier per pixel on a finer pixel. Coarser pixels than
 # the study's make every dose cleaner than its
-# own, which moves the dose claims: the cpu-fine preset's finer pixels come closer (the presets table, and
+# own, which moves the dose claims: the cpu-fine preset's finer pixels come closer (the {doc}`ablation` page, and
 # `hrtem_tl/presets.py`).
 # :::
 

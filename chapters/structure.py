@@ -34,7 +34,7 @@
 # ```
 
 # %% tags=["parameters"]
-preset = "cpu"  # smoke | class | cpu | cpu-coarse | paper
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
 cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
 device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
@@ -204,7 +204,7 @@ figures.glue_value("structure_easiest_ratio", learned.iloc[0]["median"])
 # ({glue:text}`structure_hardest_ratio:.2f`), easiest {glue:text}`structure_easiest`
 # ({glue:text}`structure_easiest_ratio:.2f`). A particle is seen through how strongly its atoms scatter electrons,
 # which grows with the atomic number: diamond C is carbon on a carbon support, the weakest contrast of all, and its
-# closely spaced fringes need fine pixels (the cpu-fine preset).
+# closely spaced fringes need fine pixels (the cpu-fine preset; the {doc}`ablation` page compares them).
 # :::
 
 # %% tags=["remove-cell"]

@@ -53,6 +53,16 @@ def parser() -> argparse.ArgumentParser:
     student.add_argument("out", help="folder for the notebooks (and their paired .py files)")
     student.add_argument("--preset", default="class", help=f"the notebooks' default preset, one of "
                          f"{', '.join(PRESETS)} (default class)")
+    abl = sub.add_parser("ablate", help="what a small study keeps: Fig 9.1 / 9.2 claims at several training scales")
+    abl.add_argument("--arms", default=None, help="comma-separated arm names (default: every arm; see "
+                     "hrtem_tl/ablation.py)")
+    abl.add_argument("--series", default="dose,structure", help="dose, structure or both (default both)")
+    abl.add_argument("--sources", default="figure", help="structure sources: figure (9 small + 4 large, default) "
+                     "or all")
+    abl.add_argument("--cache", default=None, help="cache folder (default $HRTEM_TL_CACHE or ./.hrtem_cache)")
+    abl.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+    abl.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'synchronous'")
+    abl.add_argument("--verbose", action="store_true", help="library log messages on the terminal too")
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", help="simulate, train or class")
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
@@ -69,9 +79,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parser().parse_args(argv)
     try:
-        if args.command not in ("bench", "cache", "student"):
+        if args.command not in ("bench", "cache", "student", "ablate"):
             _check("series", args.series, SERIES_CHOICES)
-        if args.command != "bench":
+        if args.command not in ("bench", "ablate"):
             _check("preset", args.preset, list(PRESETS))
         if hasattr(args, "device"):
             _check("device", args.device, DEVICES)
@@ -102,6 +112,18 @@ def _run(args) -> int:
         _check("what", args.what, ["simulate", "train", "class"])
         extra = {"keep": args.keep} if args.what == "class" and args.keep else {}
         getattr(benchmarks, f"bench_{args.what}")(device=args.device, **extra)
+        return 0
+    if args.command == "ablate":
+        from . import ablation
+
+        series = [x.strip() for x in args.series.split(",") if x.strip()]
+        for name in series:
+            _check("series", name, list(ablation.FIGURE_SERIES))
+        arms = [ablation.get_arm(a.strip()).name for a in args.arms.split(",")] if args.arms else None
+        log = console.setup(args.verbose, cache_dir(args.cache) / "hrtem_tl.log")
+        table = ablation.run_ablation(arms, series, args.cache, args.device, args.scheduler, args.sources)
+        print(ablation.format_table(table))
+        print(f"table: {ablation.summary_path(args.cache)} (the book's 'What a small study keeps' page); log: {log}")
         return 0
     if args.command == "student":
         from .student import write_student_notebooks

@@ -242,7 +242,7 @@ def _nominal_peak_gflops(bf16: bool) -> float | None:
     return mhz / 1e3 * 64 * (2 if bf16 else 1)
 
 
-def bench_train(presets=("cpu-coarse", "cpu"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8) -> None:
+def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8) -> None:
     """Models per hour on one core at each preset's training shape: single and stacked models (K members), bf16
     and fp32, the share of each part of a step, GFLOP/s; and the book's path (what ``study`` uses: stacks of
     ``STACK_MEMBERS``) against the step as it was before stacking (``N.NNx baseline``)."""

@@ -24,7 +24,7 @@ from .cache import atomic_write, cache_dir
 from .presets import Preset, get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("intro", "methods", "handson", "dose", "defocus", "structure")
+CHAPTERS = ("intro", "methods", "handson", "dose", "defocus", "structure", "ablation")
 EMPTY_CACHE = "from an empty cache"
 
 

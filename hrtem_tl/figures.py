@@ -339,6 +339,37 @@ def example_viewer(examples: pd.DataFrame, size: int = 260) -> alt.Chart:
     return alt.hconcat(*panels).add_params(pick)
 
 
+def ablation_chart(table: pd.DataFrame, cell: int = 92) -> alt.Chart:
+    """What a small study keeps: each claim a row, each arm a column; the cell's colour is the claim's verdict at
+    that arm, its text the statistic (the tooltip adds the interval, the study's value, the arm's cost, learning
+    and specialisation). Claims that need transfers are left out (arms train pretrainings only)."""
+    rows = table[table.verdict != "needs transfers"].copy()
+    rows["label"] = [f"{f}: {c}" if len(c) <= 62 else f"{f}: {c[:60]}…" for f, c in zip(rows.figure, rows.claim)]
+    rows["text"] = [f"{s:+.2f}" if np.isfinite(s) else "–" for s in rows.statistic]
+    rows["interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else "no interval"
+                        for lo, hi in zip(rows.low, rows.high)]
+    rows["cost"] = [f"{c / 60:.1f} core-min, {m} pretrainings" for c, m in zip(rows.core_seconds, rows.models)]
+    rows["specialises"] = [f"median {a:.2f}, min {b:.2f} (study 1.81, 1.04)"
+                           for a, b in zip(rows.specialisation, rows.specialisation_min)]
+    keep = ["arm", "label", "verdict", "text", "interval", "study", "cost", "learned", "specialises", "what"]
+    data = alt.Data(values=_records(rows[keep]))
+    arms = list(dict.fromkeys(rows.arm))
+    x = alt.X("arm:N", sort=arms, title=None, axis=alt.Axis(orient="top", labelAngle=0, labelLimit=cell * 2))
+    y = alt.Y("label:N", sort=list(dict.fromkeys(rows.label)), title=None, axis=alt.Axis(labelLimit=380))
+    base = alt.Chart(data).encode(x=x, y=y)
+    tiles = base.mark_rect(stroke="white").encode(
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICT_COLOURS),
+                                                      range=list(VERDICT_COLOURS.values())),
+                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=320)),
+        tooltip=["arm:N", "what:N", "label:N", "verdict:N", alt.Tooltip("text:N", title="statistic"), "interval:N",
+                 alt.Tooltip("study:Q", format="+.2f"), "cost:N", "learned:N", "specialises:N"])
+    text = base.mark_text(fontSize=11, color="black").encode(text="text:N")
+    return alt.layer(tiles, text).properties(
+        width=cell * len(arms), height=24 * len(set(rows.label)),
+        title=alt.TitleParams("What a small study keeps: each claim's verdict at each shrinking",
+                              subtitle="after pretraining; text: the statistic; hover: its interval, the arm's cost"))
+
+
 # ---------------------------------------------------------------- output
 
 def glue_value(name: str, value) -> None:

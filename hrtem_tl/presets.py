@@ -3,14 +3,12 @@
 - ``paper``: STUDY.md's numbers (12.8 nm field, 0.1 Å sampling, 8 phonons, 0.2 Å pixels, 512 training images,
   10 + 10 epochs, 3 seeds, paper-width U-Net, transfer sizes 64-512). For a GPU or a cluster.
 - ``cpu`` (default): every dataset of every series, every cell of every figure and all three freezing options, on
-  0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel (what Fig 9.1's asymmetry needs) and
-  diamond C and Si particles are learned (what Fig 9.2's verdicts need). It was ``cpu-fine`` until the stacked
-  trainer paid for it: merged because the 0.5 Å default contradicted Fig 9.1 and learned no structure series
-  (measured, README), and a preset that decides the seed's figures is what a new user should get.
-- ``cpu-coarse``: the former default on 0.5 Å pixels (about 2x faster): the ablation's coarse arm, and the data
-  of ``class``.
-- ``class``: the cpu-coarse preset for a lab session: the hands-on chapter from an empty cache in at most 5 minutes,
-  each study chapter in at most 10, on a 2-core laptop.
+  a 2-core laptop in about 20 minutes. Each shrunk number says why it was chosen.
+- ``cpu-fine``: the cpu preset on 0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel
+  (what the dose series' asymmetry needs) and diamond C and Si particles are learned (what the structure verdicts
+  need), with larger crops; 41 minutes on 2 cores.
+- ``class``: the cpu preset for a lab session: the hands-on chapter from an empty cache in at most 5 minutes, each
+  study chapter in at most 10, on a 2-core laptop.
 - ``smoke``: seconds, for the tests. Particle radii are scaled down to fit a small field: not for conclusions.
 """
 
@@ -130,8 +128,8 @@ class Preset:
 
 
 
-COARSE = Preset(
-    name="cpu-coarse", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
+CPU = Preset(
+    name="cpu", extent=80.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=2.0, n_phonons=1,
     substrate_thickness=SUBSTRATE_THICKNESS, cdse_diameter=CDSE_DIAMETER, size_radius=SIZE_CLASSES,
     particles={"cdse": (1, 3), "small": (1, 3), "large": (1, 1)},
     n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
@@ -156,7 +154,7 @@ COARSE = Preset(
         "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
         "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive; a dose "
                       "then gives 6.25x the study's counts per pixel (7.5-150 e- for 30-600 e-/Å², the "
-                      "study 1.2-24): see the cpu preset",
+                      "study 1.2-24): see the cpu-fine preset",
         "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
         "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart; one large "
                      "particle per scene, hence large_train_scale",
@@ -173,26 +171,26 @@ COARSE = Preset(
     },
 )
 
-# the default: the coarse preset on the multislice sampling as pixels, with larger crops and more of them per epoch
-CPU = replace(
-    COARSE, name="cpu", pixel_size=0.25, crop=96, epoch_crops=2048,
+# the cpu preset on the multislice sampling as pixels, with larger crops and more of them per epoch
+CPU_FINE = replace(
+    CPU, name="cpu-fine", pixel_size=0.25, crop=96, epoch_crops=2048,
     replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={"dose": 2},
     notes={
         "replicates": "3 / 2 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
                       "ones transferred: at least two everywhere, since one pretraining per source gives its P "
-                      "statistics no interval; a pretraining costs 4x the cpu-coarse preset's here (about 25 s on a "
+                      "statistics no interval; a pretraining costs 4x the cpu preset's here (about 25 s on a "
                       "core), so the book stays within an hour",
         "pixel_size": "0.25 Å (the multislice sampling, no downsampling): a dose gives 1.56x the study's "
                       "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
-                      "dose; the cpu-coarse preset's 0.5 Å pixels give 6.25x",
+                      "dose; the cpu preset's 0.5 Å pixels give 6.25x",
         "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
-        "all": "otherwise the cpu-coarse preset (its field, scenes, width, epochs and learning rates)",
+        "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores",
     },
 )
 
-# the cpu-coarse preset for a lab session: the same data (the scenes are shared with cpu-coarse), fewer replicates
+# the cpu preset for a lab session: the same data (the scenes are shared with cpu), fewer replicates
 CLASS = replace(
-    COARSE, name="class", replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={},
+    CPU, name="class", replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={},
     sweep_targets=("250",), lesson_sizes=(1, 8, 64), lesson_replicates=4,
     notes={
         "class": "a lab session on 2-core laptops: the hands-on chapter from an empty cache in at most 5 minutes "
@@ -207,7 +205,7 @@ CLASS = replace(
                   "transfer beats scratch on 1 image by log10 +0.25 [+0.16, +0.30] / +0.25 [+0.17, +0.32], and "
                   "the gap closes by +0.25 [+0.18, +0.34] / +0.34 [+0.26, +0.38]: both hold for both seeds",
         "sweep": "the hyperparameter sweep transfers from -10 nm to +25 nm only",
-        "all": "otherwise the cpu-coarse preset, whose data it shares",
+        "all": "otherwise the cpu preset, whose data it shares",
     },
 )
 
@@ -220,7 +218,7 @@ PRESETS: dict[str, Preset] = {
         notes={"n_val": "the study does not state its validation size; 128 is our choice"},
     ),
     "cpu": CPU,
-    "cpu-coarse": COARSE,
+    "cpu-fine": CPU_FINE,
     "class": CLASS,
     "smoke": Preset(
         name="smoke", extent=48.0, sim_sampling=0.25, pixel_size=0.5, slice_thickness=4.0, n_phonons=1,

@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What a small study keeps
+#
+# The study trained 14-million-parameter U-Nets for ten epochs on 512 whole images of 0.2 Å pixels. A laptop
+# cannot, so every preset below `paper` shrinks something: the pixel, the crop a network sees at once, its width,
+# its steps. Which of the study's conclusions about Fig 9.1 (dose) and Fig 9.2 (structure and size) survive which
+# shrinking? This page scores the same pretrainings at several such scales ("arms") exactly as the book scores its
+# own: each claim's statistic with its bootstrap interval and verdict, beside how well the models learned, how much
+# they specialise to their own domain, and what the arm cost.
+#
+# ```{admonition} Before you start
+# :class: tip
+# **You will learn to** tell a conclusion of the study from an artefact of a small re-run, and to read what a
+# re-run at another scale can and cannot decide.
+#
+# **You need** the {doc}`dose` and {doc}`structure` chapters.
+#
+# **Time to run** on this machine from an empty cache: {glue:text}`ablation_time_empty`. This page:
+# {glue:text}`ablation_time_run`.
+# ```
+
+# %% tags=["parameters"]
+preset = "cpu"  # smoke | class | cpu | cpu-fine | paper
+cache = None  # cache folder (default: $HRTEM_TL_CACHE or ./.hrtem_cache)
+device = "auto"  # auto | cpu | cuda
+seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
+static_dir = None  # folder for PNG copies of the figures
+live_widgets = False  # ipywidgets controls (needs a live kernel)
+
+# %% tags=["hide-input"]
+from hrtem_tl import ablation, figures
+from hrtem_tl.book import ChapterClock
+from hrtem_tl.presets import get_preset
+
+pr = get_preset(preset, seeds)
+clock = ChapterClock("ablation", pr, cache)
+table = ablation.page_table(pr, cache, device)
+arms = list(dict.fromkeys(table.arm))
+scored = table[table.verdict != "needs transfers"]
+own = scored[scored.arm == pr.name]
+first = own.groupby("series").first()
+figures.glue_value("ablation_arms", len(arms))
+figures.glue_value("ablation_other_arms", ", ".join(a for a in arms if a != pr.name) or "none yet")
+figures.glue_value("ablation_claims", scored.key.nunique())
+figures.glue_value("ablation_own_holds", int((own.verdict == "holds").sum()))
+figures.glue_value("ablation_own_claims", len(own))
+for name, row in first.iterrows():
+    figures.glue_value(f"ablation_{name}_learned", row.learned)
+    figures.glue_value(f"ablation_{name}_specialisation", row.specialisation)
+    figures.glue_value(f"ablation_{name}_specialisation_min", row.specialisation_min)
+    figures.glue_value(f"ablation_{name}_core_min", row.core_seconds / 60)
+survivors = scored.groupby("key").verdict.apply(lambda v: int((v == "holds").sum()))
+figures.glue_value("ablation_everywhere", int((survivors == len(arms)).sum()))
+figures.glue_value("ablation_nowhere", int((survivors == 0).sum()))
+figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+
+# %% [markdown]
+# ## The claims at each scale
+#
+# Each row is a claim of Fig 9.1 or Fig 9.2 that pretrainings alone decide (the claims about transfer need
+# the transfers, which the {doc}`dose` and {doc}`structure` chapters have); each column an arm, this run's preset
+# first. The colour is the verdict the book would give, the text the statistic (hover for its interval, the
+# study's value and the arm's cost). This page holds {glue:text}`ablation_arms` arms: the preset itself and
+# {glue:text}`ablation_other_arms` (measured by `python -m hrtem_tl ablate`, cached like every model).
+# At this preset {glue:text}`ablation_own_holds` of {glue:text}`ablation_own_claims` such claims hold;
+# {glue:text}`ablation_everywhere` hold in every arm and {glue:text}`ablation_nowhere` in none.
+
+# %% tags=["hide-input"]
+figures.show(figures.ablation_chart(table), "ablation_claims", static_dir)
+
+# %% [markdown]
+# ## How much the models learn and specialise
+#
+# A claim about which source transfers best to a target needs models that beat each other on their own domains:
+# in the study every lattice's own models beat every other lattice's on it (the ratio P(s -> t) / P(t -> t) over
+# the off-diagonal small-particle cells has median 1.81 and minimum 1.04). At this preset the structure series
+# learned {glue:text}`ablation_structure_learned` sources, with a median ratio of
+# {glue:text}`ablation_structure_specialisation:.2f` (minimum {glue:text}`ablation_structure_specialisation_min:.2f`)
+# for {glue:text}`ablation_structure_core_min:.1f` core-minutes of pretraining; the dose series learned
+# {glue:text}`ablation_dose_learned` sources (median ratio {glue:text}`ablation_dose_specialisation:.2f`). The table
+# gives every arm.
+
+# %% tags=["hide-input"]
+figures.Table(table.groupby(["arm", "series"], sort=False).first().reset_index()[
+    ["arm", "series", "what", "models", "core_seconds", "learned", "worst_ratio", "in_domain", "specialisation",
+     "specialisation_min"]].round(3).rename(columns={
+        "core_seconds": "training (core-s)", "worst_ratio": "worst source / constant",
+        "in_domain": "in-domain loss (study scale)", "specialisation": "P(s->t)/P(t->t) median",
+        "specialisation_min": "minimum"}))
+
+# %% [markdown]
+# :::{exercise}
+# :label: ablation-pixels
+# A dose of 30 e⁻/Å² on 0.5 Å pixels puts 7.5 electrons in a pixel; on the study's 0.2 Å pixels, 1.2. Which of
+# the dose claims would you expect coarse pixels to break, and why?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ablation-pixels
+# :class: dropdown
+# "A model carried from low to high dose loses more than one carried from high to low": with six times the
+# electrons per pixel, the low-dose images are nearly as clean as the high-dose ones, so low-dose models lose
+# little going up while high-dose models, trained on almost noise-free images, lose on the noisy ones. Compare the
+# `cpu` (0.5 Å) and `cpu-fine` (0.25 Å) columns of the figure where both are measured.
+# :::
+
+# %% tags=["remove-cell"]
+if live_widgets:
+    figures.explore(lambda arm=arms[0]: table[table.arm == arm][["claim", "statistic", "low", "high", "verdict"]],
+                    arm=arms)
+
+# %% tags=["remove-cell"]
+clock.stop(figures.glue_value)

@@ -1,0 +1,68 @@
+"""The ablation (what a small study keeps): arms keyed like every model, its statistics on hand-made cells."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hrtem_tl import ablation, study
+from hrtem_tl.claims.evidence import Evidence
+from hrtem_tl.presets import get_preset
+
+
+def test_an_arm_equal_to_a_preset_reuses_its_models_and_a_new_arm_trains_only_itself():
+    cpu = get_preset("cpu")
+    same = ablation.Arm("cpu", "cpu", {})
+    book_keys = {j.key(cpu) for j in study.grid("structure", cpu) if j.kind == "pretrain"}
+    same_keys = {j.key(same.preset()) for j in ablation.arm_jobs(same, "structure")}
+    assert same_keys <= book_keys and len(same_keys) == 2 * 13  # 9 small + 4 large sources, 2 replicates
+    crops = ablation.get_arm("cpu 48 Å crops")
+    crop_keys = {j.key(crops.preset()) for j in ablation.arm_jobs(crops, "structure")}
+    assert len(crop_keys) == len(same_keys) and not crop_keys & book_keys
+    assert len({j.key(cpu) for j in study.grid("dose", cpu)}) == len(study.grid("dose", cpu))
+
+
+def test_an_arm_changes_only_training_fields_and_unknown_arms_are_one_line():
+    with pytest.raises(ValueError, match="may change only crop, epoch_crops, width, epochs, replicates"):
+        ablation.Arm("bad", "cpu", {"pixel_size": 0.1}).preset()
+    with pytest.raises(ValueError, match=r"arm='nope' is unknown; allowed: cpu, cpu 2x steps, "):
+        ablation.get_arm("nope")
+    assert ablation.arm_sources("structure", "all") == study.ds.SERIES["structure"].sources
+    with pytest.raises(ValueError, match="sources='some' is unknown; allowed: figure, all"):
+        ablation.arm_sources("structure", "some")
+
+
+def _evidence(matrix: dict) -> Evidence:
+    cells = pd.DataFrame([{"source": s, "target": t, "P": v, "T": v, "freeze": "all"}
+                          for s, row in matrix.items() for t, v in row.items()])
+    return Evidence("structure", cells)
+
+
+def test_specialisation_is_the_median_and_minimum_of_p_over_the_targets_own():
+    """Hand-made P cells: a source's loss on t over t's own model's, off the diagonal, small particles only."""
+    m = {"A_small": {"A_small": 0.1, "B_small": 0.4, "A_large": 9.0},
+         "B_small": {"A_small": 0.3, "B_small": 0.2, "A_large": 9.0},
+         "A_large": {"A_small": 0.05, "B_small": 9.0, "A_large": 0.1}}
+    median, minimum = ablation.specialisation(_evidence(m))
+    # off-diagonal small cells: B->A 0.3/0.1 = 3, A->B 0.4/0.2 = 2
+    assert median == pytest.approx(2.5) and minimum == pytest.approx(2.0)
+
+
+def test_the_ablation_chart_has_a_tile_per_claim_and_arm():
+    rows = []
+    for arm in ("cpu", "40 Å crops"):
+        for key, verdict in (("structure_symmetry", "holds"), ("size_small_loses", "undecided"),
+                             ("size_irons_out", "needs transfers")):
+            rows.append({"arm": arm, "series": "structure", "what": arm, "models": 26, "core_seconds": 600.0,
+                         "learned": "13/13", "worst_ratio": 0.5, "in_domain": 0.04, "specialisation": 1.2,
+                         "specialisation_min": 0.8, "claim": key.replace("_", " "), "key": key, "figure": "Fig 9.2",
+                         "study": 0.5, "statistic": 0.3, "low": 0.1, "high": 0.4, "verdict": verdict})
+    spec = ablation_chart_spec(pd.DataFrame(rows))
+    values = spec["layer"][0]["data"]["values"] if "data" in spec["layer"][0] else spec["data"]["values"]
+    assert len(values) == 4 and {v["verdict"] for v in values} == {"holds", "undecided"}
+    assert all(np.isfinite(v["study"]) for v in values)
+
+
+def ablation_chart_spec(table):
+    from hrtem_tl.figures import ablation_chart
+
+    return ablation_chart(table).to_dict()
