@@ -662,11 +662,13 @@ def model_table(df: pd.DataFrame, series: str, preset: str | Preset, domains=Non
             for stage in ("P", "T") if target == row.source else ("P",):
                 out.append((row.source, target, stage, PRETRAINED, row.seed, replicate, ce[target], study[target]))
     transfers = main_setting(df, preset)
-    replicates = transfers["replicate"] if "replicate" in transfers else 0
-    table = pd.concat([pd.DataFrame(out, columns=MODEL_COLUMNS), pd.DataFrame(
-        {"source": transfers.source, "target": transfers.target, "stage": "T", "freeze": transfers.freeze,
-         "seed": transfers.seed, "replicate": replicates, "loss": transfers["T"], "loss_study": transfers.T_study})],
-        ignore_index=True)
+    table = pd.DataFrame(out, columns=MODEL_COLUMNS)
+    if len(transfers):  # pretrainings alone (the ablation's arms) have P rows and the diagonal only
+        replicates = transfers["replicate"] if "replicate" in transfers else 0
+        table = pd.concat([table, pd.DataFrame(
+            {"source": transfers.source, "target": transfers.target, "stage": "T", "freeze": transfers.freeze,
+             "seed": transfers.seed, "replicate": replicates, "loss": transfers["T"],
+             "loss_study": transfers.T_study})], ignore_index=True)
     if domains is not None:
         table = table[table.source.isin(domains) & table.target.isin(domains)]
     return table.reset_index(drop=True)
