@@ -201,7 +201,7 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("defocus"), "defo
 # ## The claims of this chapter
 
 # %% tags=["hide-input"]
-figures.Table(claims.display_table(card))
+figures.Scorecard(card)
 
 # %% [markdown]
 # ## Exercises

@@ -130,7 +130,7 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("dose"), "dose", 
 # and the bar; **undecided** when the interval spans a boundary (with the replicates that would likely decide it).
 
 # %% tags=["hide-input"]
-figures.Table(claims.display_table(card))
+figures.Scorecard(card)
 
 # %% [markdown]
 # ## Exercises

@@ -119,7 +119,7 @@ figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=
 figures.show(figures.forest_plot(cards), "claims_forest", static_dir)
 
 # %% tags=["hide-input"]
-figures.Table(claims.display_table(cards, statistic=False))
+figures.Scorecard(cards)
 
 # %% [markdown]
 # ## Presets

@@ -129,7 +129,7 @@ figures.show(figures.reference_heatmaps(claims.reference_cells("structure"), "st
 # ## The claims of this chapter
 
 # %% tags=["hide-input"]
-figures.Table(claims.display_table(card))
+figures.Scorecard(card)
 
 # %% [markdown]
 # ## Exercises

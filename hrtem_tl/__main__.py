@@ -57,8 +57,8 @@ def parser() -> argparse.ArgumentParser:
     abl.add_argument("--arms", default=None, help="comma-separated arm names (default: every arm; see "
                      "hrtem_tl/ablation.py)")
     abl.add_argument("--series", default="dose,structure", help="dose, structure or both (default both)")
-    abl.add_argument("--sources", default="figure", help="structure sources: figure (9 small + 4 large, default) "
-                     "or all")
+    abl.add_argument("--sources", default="all", help="structure sources: all (default) or figure (9 small + 4 "
+                     "large)")
     abl.add_argument("--cache", default=None, help="cache folder (default $HRTEM_TL_CACHE or ./.hrtem_cache)")
     abl.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     abl.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'synchronous'")

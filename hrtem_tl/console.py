@@ -31,6 +31,7 @@ def setup(verbose: bool = False, log_file: str | Path | None = None) -> Path | N
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(logging.INFO if verbose else logging.WARNING)
     terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    terminal.addFilter(_not_shutdown_noise)
     handlers = [terminal]
     if log_file is not None:
         log_file = Path(log_file)
@@ -52,6 +53,15 @@ def setup(verbose: bool = False, log_file: str | Path | None = None) -> Path | N
         logging.getLogger(name).setLevel(logging.INFO)
     logging.captureWarnings(True)
     return log_file
+
+
+# warnings of a cluster closing after every task finished, about nothing the run made (the log file keeps them):
+# a nanny that kills a worker process which took more than 4 s to exit (seen at the end of a cpu book's training)
+SHUTDOWN_NOISE = ("Worker process still alive after",)
+
+
+def _not_shutdown_noise(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("distributed") and any(n in record.getMessage() for n in SHUTDOWN_NOISE))
 
 
 class _LazyFileHandler(logging.FileHandler):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import datasets as ds
-from .claims import CITATION, CONFIDENCE
+from .claims import CITATION, CONFIDENCE, interval_text, verdict_text
 from .model import FREEZE_OPTIONS
 from .study import PRETRAINED, REDUCTIONS
 
@@ -423,6 +423,47 @@ class Table:
     def _repr_html_(self) -> str:
         with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
             return self.table.to_html(index=False, classes="hrtem-table", border=0)
+
+
+class Scorecard:
+    """A series' scorecard as a reader scans it: one row per claim with the figure, the study's finding, the
+    study's number, this run's number with its interval, and the verdict (coloured); the statistic's definition,
+    the bar and the cross-entropy twin fold under the claim (and show on hover)."""
+
+    def __init__(self, card: pd.DataFrame):
+        self.card = card
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        def num(x, sign=True):
+            return "–" if not np.isfinite(x) else (f"{x:+.2f}" if sign else f"{x:.2f}")
+
+        pct = int(CONFIDENCE * 100)
+        several = self.card.series.nunique() > 1
+        head = (("<th>series</th>" if several else "") + "<th>figure</th><th>claim (the study's finding)</th>"
+                f"<th>study</th><th>this run [{pct} % interval]</th><th>verdict</th>")
+        rows = []
+        for _, r in self.card.iterrows():
+            word = str(r.verdict)
+            colour = VERDICT_COLOURS.get(word, "#dddddd")
+            definition = escape(f"{r.statistic} Bar: {num(r.bar, False)}; in cross-entropy: "
+                                f"{num(r['cross-entropy'])}.")
+            rows.append(
+                "<tr>" + (f"<td>{escape(r.series)}</td>" if several else "")
+                + f'<td class="hrtem-nowrap">{escape(r.figure)}</td>'
+                f'<td class="hrtem-claim" title="{definition}">{escape(r.claim)}'
+                f"<details><summary>how it is measured</summary>{definition}</details></td>"
+                f'<td class="hrtem-num">{num(r.study)}</td>'
+                f'<td class="hrtem-num">{num(r["this run"])} {escape(interval_text(r.low, r.high))}</td>'
+                f'<td><span class="hrtem-verdict" style="border-left: 0.8em solid {colour}; padding-left: 0.4em">'
+                f"{escape(verdict_text(r))}</span></td></tr>")
+        style = ("<style>.hrtem-scorecard td{vertical-align:top;padding:0.25em 0.5em}"
+                 ".hrtem-scorecard .hrtem-num,.hrtem-scorecard .hrtem-nowrap{white-space:nowrap}"
+                 ".hrtem-scorecard details{font-size:0.85em;color:#555}"
+                 ".hrtem-scorecard .hrtem-claim{min-width:18em}</style>")
+        return (f'{style}<table class="hrtem-scorecard hrtem-table"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 class RunParameters:

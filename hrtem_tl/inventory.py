@@ -98,7 +98,7 @@ def stale(cache=None) -> list[Path]:
             job = study.Job(**{k: row.get(k) for k in study.Job.__dataclass_fields__})
             if isinstance(job.mixture, list):
                 job = study.Job(**{**job.__dict__, "mixture": tuple(job.mixture)})
-            ok = row.get("preset") in PRESETS and job.key(PRESETS[row["preset"]]) == row["key"]
+            ok = row.get("preset") in PRESETS and row["key"] in _keys_of(job, row["preset"])
         except (ValueError, TypeError, KeyError):
             ok = False
         if ok:
@@ -107,6 +107,14 @@ def stale(cache=None) -> list[Path]:
             out.append(path)
     out += [p for p in _files(root / "models") if p.stem not in current_keys]
     return out
+
+
+def _keys_of(job, preset: str) -> set:
+    """The keys ``job`` has at the preset called ``preset`` and at every ablation arm based on it (the ablation's
+    models are made by ``python -m hrtem_tl ablate``: not stale)."""
+    from .ablation import ARMS
+
+    return {job.key(PRESETS[preset])} | {job.key(a.preset()) for a in ARMS if a.base == preset}
 
 
 def _size(n: int) -> str:

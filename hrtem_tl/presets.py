@@ -184,7 +184,10 @@ CPU_FINE = replace(
                       "counts per pixel (1.9-37.5 e- for 30-600 e-/Å², the study 1.2-24) at the physical "
                       "dose; the cpu preset's 0.5 Å pixels give 6.25x",
         "crop": "96-pixel crops (24 Å); 2048 crops per pretraining epoch",
-        "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores",
+        "all": "otherwise the cpu preset: the whole book in 41 minutes on 2 cores with the trainer before stacks",
+        "kept": "kept beside cpu, not merged into it: with the stacked trainer its pretrainings still ran at 27 s a "
+                "model on 2 cores (8 of 63 in 3.6 min, measured 2026-12-01), about 28 min for them alone, so a "
+                "default on 0.25 Å pixels would pass the 30-minute ceiling of the cpu book",
     },
 )
 

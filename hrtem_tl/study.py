@@ -533,18 +533,30 @@ def run_jobs(jobs, preset: Preset, cache=None, device: str = "auto", scheduler: 
     cache = str(cache_dir(cache))
     gpu = dev.type == "cuda"
     threads = None if scheduler == "synchronous" or gpu else 1
-    todo = [j for j in dict.fromkeys(jobs) if not _finished(j, preset, cache)]
+    every = list(dict.fromkeys(jobs))
+    todo = {j for j in every if not _finished(j, preset, cache)}
     _check_precision(preset, cache, dev)
     for kinds, desc in ((("pretrain",), "pretrainings"), (("transfer", "mixture", "scratch"), "transfers")):
-        # every pretraining of every series first: the transfers of all series then share the workers; the
-        # largest stacks first, so that the last ones to finish are short
-        batch = sorted(stacks([j for j in todo if j.kind in kinds], preset), key=len, reverse=True)
+        # every pretraining of every series first: the transfers of all series then share the workers. Stacks are
+        # cut from every job asked for, finished or not, so that they are the same in every run; the longest
+        # first (members x minibatches), so that the last ones to finish are short (measured: a cpu book whose
+        # single mixtures and equal-budget models ran last spent its last minute on one core)
+        cut = stacks([j for j in every if j.kind in kinds], preset)
+        batch = sorted([s for s in cut if any(j in todo for j in s)], key=lambda s: _cost(s, preset), reverse=True)
         start = time.perf_counter()
         run_tasks(run_stack, batch, dict(preset=preset, cache=cache, device=str(dev), threads=threads),
                   scheduler=scheduler, desc=desc, progress=progress, gpu=gpu, n_workers=None if gpu else n_cores(),
                   describe=_describe, unit="model", size=len, name=_stack_name)
         if stage_seconds is not None:
             stage_seconds[desc] = time.perf_counter() - start
+
+
+def _cost(jobs: list[Job], pr: Preset) -> int:
+    """Minibatches a stack trains, summed over its members (a mixture trains on both of its sets)."""
+    job = jobs[0]
+    images = sum(job.mixture) if job.kind == "mixture" else train_images(job, pr)
+    epochs = 2 * pr.epochs if job.kind == "mixture" else pr.epochs
+    return len(jobs) * minibatches(job, pr, images) * epochs // pr.epochs
 
 
 def _stack_name(jobs: list[Job]) -> str:

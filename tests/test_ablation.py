@@ -13,10 +13,10 @@ def test_an_arm_equal_to_a_preset_reuses_its_models_and_a_new_arm_trains_only_it
     cpu = get_preset("cpu")
     same = ablation.Arm("cpu", "cpu", {})
     book_keys = {j.key(cpu) for j in study.grid("structure", cpu) if j.kind == "pretrain"}
-    same_keys = {j.key(same.preset()) for j in ablation.arm_jobs(same, "structure")}
+    same_keys = {j.key(same.preset()) for j in ablation.arm_jobs(same, "structure", "figure")}
     assert same_keys <= book_keys and len(same_keys) == 2 * 13  # 9 small + 4 large sources, 2 replicates
     crops = ablation.get_arm("cpu 48 Å crops")
-    crop_keys = {j.key(crops.preset()) for j in ablation.arm_jobs(crops, "structure")}
+    crop_keys = {j.key(crops.preset()) for j in ablation.arm_jobs(crops, "structure", "figure")}
     assert len(crop_keys) == len(same_keys) and not crop_keys & book_keys
     assert len({j.key(cpu) for j in study.grid("dose", cpu)}) == len(study.grid("dose", cpu))
 
