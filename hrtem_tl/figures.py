@@ -339,12 +339,12 @@ def example_viewer(examples: pd.DataFrame, size: int = 260) -> alt.Chart:
     return alt.hconcat(*panels).add_params(pick)
 
 
-def ablation_chart(table: pd.DataFrame, cell: int = 92) -> alt.Chart:
+def ablation_chart(table: pd.DataFrame, cell: int = 78) -> alt.Chart:
     """What a small study keeps: each claim a row, each arm a column; the cell's colour is the claim's verdict at
     that arm, its text the statistic (the tooltip adds the interval, the study's value, the arm's cost, learning
     and specialisation). Claims that need transfers are left out (arms train pretrainings only)."""
     rows = table[table.verdict != "needs transfers"].copy()
-    rows["label"] = [f"{f}: {c}" if len(c) <= 62 else f"{f}: {c[:60]}…" for f, c in zip(rows.figure, rows.claim)]
+    rows["label"] = [f"{f}: {c}" if len(c) <= 58 else f"{f}: {c[:56]}…" for f, c in zip(rows.figure, rows.claim)]
     rows["text"] = [f"{s:+.2f}" if np.isfinite(s) else "–" for s in rows.statistic]
     rows["interval"] = [f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else "no interval"
                         for lo, hi in zip(rows.low, rows.high)]
@@ -355,18 +355,18 @@ def ablation_chart(table: pd.DataFrame, cell: int = 92) -> alt.Chart:
     data = alt.Data(values=_records(rows[keep]))
     arms = list(dict.fromkeys(rows.arm))
     x = alt.X("arm:N", sort=arms, title=None, axis=alt.Axis(orient="top", labelAngle=0, labelLimit=cell * 2))
-    y = alt.Y("label:N", sort=list(dict.fromkeys(rows.label)), title=None, axis=alt.Axis(labelLimit=380))
+    y = alt.Y("label:N", sort=list(dict.fromkeys(rows.label)), title=None, axis=alt.Axis(labelLimit=340))
+    present = [v for v in VERDICT_COLOURS if v in set(rows.verdict)]
     base = alt.Chart(data).encode(x=x, y=y)
     tiles = base.mark_rect(stroke="white").encode(
-        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICT_COLOURS),
-                                                      range=list(VERDICT_COLOURS.values())),
-                        legend=alt.Legend(orient="bottom", columns=3, labelLimit=320)),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=present, range=[VERDICT_COLOURS[v] for v in present]),
+                        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=320)),
         tooltip=["arm:N", "what:N", "label:N", "verdict:N", alt.Tooltip("text:N", title="statistic"), "interval:N",
                  alt.Tooltip("study:Q", format="+.2f"), "cost:N", "learned:N", "specialises:N"])
     text = base.mark_text(fontSize=11, color="black").encode(text="text:N")
     return alt.layer(tiles, text).properties(
         width=cell * len(arms), height=24 * len(set(rows.label)),
-        title=alt.TitleParams("What a small study keeps: each claim's verdict at each shrinking",
+        title=alt.TitleParams("Each claim's verdict at each shrinking", anchor="start",
                               subtitle="after pretraining; text: the statistic; hover: its interval, the arm's cost"))
 
 
@@ -455,13 +455,13 @@ class Scorecard:
                 f'<td class="hrtem-claim" title="{definition}">{escape(r.claim)}'
                 f"<details><summary>how it is measured</summary>{definition}</details></td>"
                 f'<td class="hrtem-num">{num(r.study)}</td>'
-                f'<td class="hrtem-num">{num(r["this run"])} {escape(interval_text(r.low, r.high))}</td>'
+                f'<td class="hrtem-num">{num(r["this run"])}<br>{escape(interval_text(r.low, r.high))}</td>'
                 f'<td><span class="hrtem-verdict" style="border-left: 0.8em solid {colour}; padding-left: 0.4em">'
                 f"{escape(verdict_text(r))}</span></td></tr>")
         style = ("<style>.hrtem-scorecard td{vertical-align:top;padding:0.25em 0.5em}"
                  ".hrtem-scorecard .hrtem-num,.hrtem-scorecard .hrtem-nowrap{white-space:nowrap}"
                  ".hrtem-scorecard details{font-size:0.85em;color:#555}"
-                 ".hrtem-scorecard .hrtem-claim{min-width:18em}</style>")
+                 ".hrtem-scorecard .hrtem-claim{min-width:12em}.hrtem-scorecard{width:100%}</style>")
         return (f'{style}<table class="hrtem-scorecard hrtem-table"><thead><tr>{head}</tr></thead>'
                 f"<tbody>{''.join(rows)}</tbody></table>")
 
