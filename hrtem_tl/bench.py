@@ -145,8 +145,10 @@ def _train_steps(members: int, width: int, crop: int, bf16: bool, steps: int, ba
     data = tr.Data(torch.randn(64, 1, side, side, generator=gen), torch.randint(0, 2, (64, side, side), generator=gen))
     cfg = tr.TrainConfig(epochs=1, batch_size=16, crop=crop, crops_per_image=4, seed=0)
     net = UNet(width, members=members)
-    fmt = torch.channels_last if (bf16 or not baseline) and crop <= tr.CHANNELS_LAST_MAX_SIDE else \
-        torch.contiguous_format
+    if baseline:  # the step before: channels_last only together with bf16
+        fmt = torch.channels_last if bf16 and crop <= tr.CHANNELS_LAST_MAX_SIDE else torch.contiguous_format
+    else:
+        fmt = tr.memory_format(torch.device("cpu"), crop)
     net.to(memory_format=fmt)
     opt = (torch.optim.Adam(net.parameters(), lr=1e-3, foreach=False) if baseline
            else tr.adam(list(net.parameters()), 1e-3))

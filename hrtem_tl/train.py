@@ -206,11 +206,6 @@ def _layout(model: UNet, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
 
 
-def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=memory_format(device, max(x.shape[-2:]))) if x.ndim == 4 else x
-
-
 STUDY_FLOOR = float(np.log1p(np.exp(-1.0)))  # log(1 + 1/e) = 0.3133, the published losses' floor (STUDY.md 4)
 
 
