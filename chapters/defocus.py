@@ -51,7 +51,7 @@ from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
-pr = get_preset(preset, seeds)
+pr = get_preset(preset, seeds).for_series("defocus")
 clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)
 evidence = claims.evidence("defocus", results, pr)

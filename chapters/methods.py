@@ -80,7 +80,8 @@ figures.show(figures.example_viewer(examples), "examples", static_dir)
 
 # %% tags=["hide-input"]
 figures.glue_value("preset_name", pr.name)
-figures.glue_value("pixel_size", pr.pixel_size)
+figures.glue_value("pixel_size", pr.for_series("defocus").pixel_size)
+figures.glue_value("pixels_by_series", figures.pixels_by_series(pr, datasets.SERIES))
 figures.glue_value("extent_nm", pr.extent / 10)
 figures.glue_value("n_phonons", pr.n_phonons)
 figures.glue_value("sim_sampling", pr.sim_sampling)
@@ -88,7 +89,7 @@ figures.glue_value("sim_sampling", pr.sim_sampling)
 # %% [markdown]
 # At this preset ({glue:text}`preset_name`): a {glue:text}`extent_nm:.1f` nm field, multislice sampling
 # {glue:text}`sim_sampling` Å, {glue:text}`n_phonons` frozen-phonon configuration(s), output pixels of
-# {glue:text}`pixel_size` Å.
+# {glue:text}`pixels_by_series`.
 
 # %% [markdown]
 # ## Network and protocol
@@ -162,17 +163,18 @@ for option in ("encoder", "decoder"):
 # %% [markdown]
 # :::{exercise}
 # :label: methods-fringes
-# Where in the Fourier transform of a CdSe image at this preset should the lattice fringes appear? Give the
-# distance from the centre in pixels of the transform for the strongest few.
+# Where in the Fourier transform of a defocus-series CdSe image at this preset should the lattice fringes
+# appear? Give the distance from the centre in pixels of the transform for the strongest few.
 # :::
 
 # %% tags=["solution", "remove-cell"]
 from hrtem_tl import optics
 
-n_pixels = pr.image_pixels
-strongest = sorted(optics.reflections("CdSe", pr.pixel_size), key=lambda gf: -gf[1])[:3]
+cdse = pr.for_series("defocus")  # the CdSe images of the defocus series
+n_pixels = cdse.image_pixels
+strongest = sorted(optics.reflections("CdSe", cdse.pixel_size), key=lambda gf: -gf[1])[:3]
 figures.glue_value("methods_fft_n", n_pixels)
-figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_pixels * pr.pixel_size:.1f} pixels"
+figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_pixels * cdse.pixel_size:.1f} pixels"
                                                 for g, _ in sorted(strongest)))
 
 # %% [markdown] tags=["solution"]

@@ -50,7 +50,7 @@ from hrtem_tl.model import FREEZE_OPTIONS
 from hrtem_tl.presets import get_preset
 from hrtem_tl.structures import LATTICES
 
-pr = get_preset(preset, seeds)
+pr = get_preset(preset, seeds).for_series("structure")
 clock = ChapterClock("structure", pr, cache)
 results = study.results("structure", pr, cache, device)
 evidence = claims.evidence("structure", results, pr)

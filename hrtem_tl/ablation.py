@@ -26,13 +26,15 @@ from .claims.evidence import Evidence, evidence, matrix
 from .claims.report import scorecard
 from .claims.sanity import learned_sources, learning
 from .presets import Preset, get_preset
-from .study import Job, grid, load_results, run_jobs
+from .study import Job, grid, load_results, run_jobs, run_study
 
 FIGURE_SERIES = ("dose", "structure")  # Fig 9.1 and Fig 9.2
 # the structure sources an arm pretrains: every small lattice (the 9 x 9 heatmap) and the large particles of
 # four lattices, one per symmetry class but spinel (the size panel); all of them with ``sources="all"``
 SIZE_LATTICES = ("CdSe", "Cu", "Si", "Fe")
-TRAINING_FIELDS = ("crop", "epoch_crops", "width", "epochs", "replicates")
+# what an arm may change: a series' pixels and electrons per pixel (its datasets are made for the arm: a preset
+# travels as a value, so the arm's data are keyed by its own numbers) and the training
+ARM_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops", "width", "epochs", "replicates")
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,33 @@ class Arm:
     base: str  # a registered preset: its data (pixel size, scenes) and everything not replaced
     changes: dict = field(default_factory=dict)
     what: str = ""  # one line: what differs from the study
+    seeds: tuple | None = None  # training seeds (None: the base preset's)
 
-    def preset(self) -> Preset:
-        bad = sorted(set(self.changes) - set(TRAINING_FIELDS))
+    def preset(self, series: str) -> Preset:
+        """The base preset as ``series`` runs it, with this arm's changes on top."""
+        bad = sorted(set(self.changes) - set(ARM_FIELDS))
         if bad:
             raise ValueError(f"arm {self.name!r} changes {', '.join(bad)}; an arm may change only "
-                             f"{', '.join(TRAINING_FIELDS)} (other fields: another base preset)")
-        return replace(get_preset(self.base), **self.changes)
+                             f"{', '.join(ARM_FIELDS)} (other fields: another base preset)")
+        return replace(get_preset(self.base, self.seeds).for_series(series), **self.changes)
 
 
 ARMS = (
-    Arm("cpu", "cpu", {}, "the default: 0.5 Å pixels (6.25x the study's electrons per pixel), 64-pixel (32 Å) crops, "
-        "1024 crops an epoch, width 8, 6 epochs"),
+    Arm("cpu", "cpu", {}, "the default: dose on 0.25 Å pixels (1.56x the study's electrons per pixel), structure "
+        "on 0.5 Å; 64-pixel crops, 1024 crops an epoch, width 8, 6 epochs"),
+    Arm("cpu 0.5 Å pixels", "cpu", {"pixel_size": 0.5}, "the default on 0.5 Å pixels (6.25x the study's electrons "
+        "per pixel at a dose): the cpu preset before the dose series moved to 0.25 Å"),
+    Arm("cpu 0.5 Å counted as 0.25 Å", "cpu", {"pixel_size": 0.5, "count_pixel_size": 0.25}, "0.5 Å pixels holding "
+        "the electrons of 0.25 Å ones (a quarter of the dose per Å²): cpu-fine's electrons per pixel, not its pixels"),
     Arm("cpu 2x steps", "cpu", {"epoch_crops": 2048}, "the default with twice the minibatches an epoch"),
-    Arm("cpu 48 Å crops", "cpu", {"crop": 96}, "the default with 96-pixel (48 Å) crops: a small particle fits"),
+    Arm("cpu 96-pixel crops", "cpu", {"crop": 96}, "the default with 96-pixel crops (48 Å on 0.5 Å pixels: a "
+        "small particle fits)"),
     Arm("cpu-fine", "cpu-fine", {}, "0.25 Å pixels (1.56x the study's electrons per pixel), 96-pixel (24 Å) crops, "
         "2048 crops an epoch"),
+    Arm("cpu-fine 16 Å crops", "cpu-fine", {"crop": 64},
+        "cpu-fine with 64-pixel (16 Å) crops: the cpu preset's pixels per step on 0.25 Å pixels"),
+    Arm("cpu-fine cpu step", "cpu-fine", {"crop": 64, "epoch_crops": 1024},
+        "cpu-fine with the cpu preset's training step: 64-pixel crops, 1024 an epoch"),
     Arm("cpu-fine 40 Å crops", "cpu-fine", {"crop": 160}, "cpu-fine with 160-pixel (40 Å) crops"),
     Arm("cpu-fine width 16", "cpu-fine", {"width": 16}, "cpu-fine with twice the channels (0.9 M parameters)"),
 )
@@ -85,7 +98,7 @@ def arm_sources(series: str, sources: str = "all") -> tuple:
 def arm_jobs(arm: Arm, series: str, sources: str = "all") -> list[Job]:
     """The pretrainings of ``arm`` on ``series``: the preset's main-setting pretrainings of the chosen sources."""
     keep = set(arm_sources(series, sources))
-    return [j for j in grid(series, arm.preset()) if j.kind == "pretrain" and j.source in keep]
+    return [j for j in grid(series, arm.preset(series)) if j.kind == "pretrain" and j.source in keep]
 
 
 def specialisation(ev: Evidence) -> tuple[float, float]:
@@ -98,10 +111,13 @@ def specialisation(ev: Evidence) -> tuple[float, float]:
     return (float(np.median(ratios)), float(np.min(ratios))) if ratios else (float("nan"), float("nan"))
 
 
-def arm_rows(arm: Arm, series: str, cache=None, sources: str = "all", n_bootstrap: int = 200) -> list[dict]:
+def arm_rows(arm: Arm, series: str, cache=None, sources: str = "all", n_bootstrap: int = 200,
+             card: pd.DataFrame | None = None) -> list[dict]:
     """The statistics of one trained arm on one series: one row per claim (statistic, interval, verdict) and
-    the arm's learning, specialisation and cost (core-seconds of training, measured per model)."""
-    pr = arm.preset()
+    the arm's learning, specialisation and cost (core-seconds of training, measured per model). ``card``: a
+    scorecard to take the claims from instead of bootstrapping the arm's pretrainings (the book's own, which
+    holds its transfers too)."""
+    pr = arm.preset(series)
     keys = {j.key(pr) for j in arm_jobs(arm, series, sources)}
     df = load_results(series, None, cache)
     df = df[df.key.isin(keys)].reset_index(drop=True) if len(df) else df
@@ -109,7 +125,7 @@ def arm_rows(arm: Arm, series: str, cache=None, sources: str = "all", n_bootstra
         raise FileNotFoundError(f"arm {arm.name!r} has {len(df)} of its {len(keys)} {series} pretrainings; run "
                                 f"`python -m hrtem_tl ablate --arms {json.dumps(arm.name)} --series {series}`")
     ev = evidence(series, df, pr)
-    card = scorecard(ev, n_bootstrap)
+    card = scorecard(ev, n_bootstrap) if card is None else card
     sources_table, learn = learned_sources(ev), learning(ev)
     median_spec, min_spec = specialisation(ev)
     common = {"arm": arm.name, "series": series, "what": arm.what, "models": len(df),
@@ -137,8 +153,8 @@ def run_ablation(arms=None, series=FIGURE_SERIES, cache=None, device: str = "aut
     chosen = [get_arm(a) if isinstance(a, str) else a for a in (arms or [a.name for a in ARMS])]
     for arm in chosen:
         for name in series:
-            pr = arm.preset()
-            ds.simulate_series(name, get_preset(arm.base), cache, "cpu", scheduler, progress=progress)
+            pr = arm.preset(name)
+            ds.simulate_series(name, pr, cache, "cpu", scheduler, progress=progress)
             run_jobs(arm_jobs(arm, name, sources), pr, cache, device, scheduler, progress)
     rows = [r for arm in chosen for name in series for r in arm_rows(arm, name, cache, sources, n_bootstrap)]
     table = pd.DataFrame(rows)
@@ -177,17 +193,26 @@ def format_table(table: pd.DataFrame) -> str:
 def default_arm(preset: str | Preset) -> Arm:
     """The arm of a preset as it is: its own pretrainings, which a book at that preset has already made."""
     pr = get_preset(preset)
-    return Arm(pr.name, pr.name, {}, f"the {pr.name} preset as the book runs it")
+    own = [a for a in ARMS if a.name == pr.name and a.base == pr.name and not a.changes]
+    arm = own[0] if own else Arm(pr.name, pr.name, {}, f"the {pr.name} preset as the book runs it")
+    return replace(arm, seeds=pr.seeds)
 
 
-def page_table(preset: str | Preset, cache=None, device: str = "auto", n_bootstrap: int = 200) -> pd.DataFrame:
-    """The ablation page's table: the preset's own arm (its pretrainings, made here if missing) and every arm the
-    cache's ablation summary holds (``python -m hrtem_tl ablate``), the default's row first."""
-    arm = default_arm(preset)
+def page_table(preset: str | Preset, cache=None, device: str = "auto") -> pd.DataFrame:
+    """The ablation page's table: the preset's own arm (its pretrainings, made here if missing, with the claims of
+    the book's own scorecard: the chapters' numbers, transfers included) and every arm the cache's ablation
+    summary holds (``python -m hrtem_tl ablate``), the default's row first."""
+    from .claims.report import cached_scorecard
+
+    pr = get_preset(preset)
+    arm = default_arm(pr)
+    rows = []
     for name in FIGURE_SERIES:
-        ds.simulate_series(name, get_preset(preset), cache, "cpu", progress=False)
-        run_jobs(arm_jobs(arm, name), arm.preset(), cache, device, progress=False)
-    own = pd.DataFrame([r for name in FIGURE_SERIES for r in arm_rows(arm, name, cache, n_bootstrap=n_bootstrap)])
+        ds.simulate_series(name, pr, cache, "cpu", progress=False)
+        run_study(name, pr, cache, device, progress=False)
+        book = evidence(name, load_results(name, pr, cache), pr)
+        rows += arm_rows(arm, name, cache, card=cached_scorecard(book, cache))
+    own = pd.DataFrame(rows)
     stored = read_summary(cache)
     if len(stored):
         stored = stored[stored.arm != arm.name]

@@ -26,6 +26,9 @@ from .presets import Preset, get_preset
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("intro", "methods", "handson", "dose", "defocus", "structure", "ablation")
 EMPTY_CACHE = "from an empty cache"
+# chapters that show what others computed (their cached scorecards) run after them; the rest run side by side, one
+# kernel per core (the chapters are independent notebooks; their shared files are written atomically)
+CHAPTER_AFTER = {"intro": ("dose", "defocus", "structure"), "ablation": ("dose", "structure")}
 
 
 def timings_path(cache=None) -> Path:
@@ -39,10 +42,17 @@ def _all_timings(cache=None) -> dict:
 
 
 def record_timing(stage: str, preset: str, seconds: float, cache=None) -> None:
-    """Remember how long a stage of the last build took (read by the introduction)."""
-    data = _all_timings(cache)
-    data.setdefault(preset, {})[stage] = round(seconds, 1)
-    atomic_write(timings_path(cache), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+    """Remember how long a stage of the last build took (read by the introduction). Chapters run side by side:
+    the read and the write hold a lock, so that no chapter's time is lost."""
+    import fcntl
+
+    path = timings_path(cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _all_timings(cache)
+        data.setdefault(preset, {})[stage] = round(seconds, 1)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
 def read_timings(preset: str, cache=None) -> dict:
@@ -145,7 +155,7 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     from . import lesson
     from .datasets import simulate_series
     from .figures import write_vega_bundle
-    from .parallel import progress_bar, session
+    from .parallel import n_cores, progress_bar, session
     from .study import run_study, simulation_device
     from .train import pick_device
 
@@ -179,10 +189,8 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     params = {"preset": pr.name, "cache": str(cache), "device": str(dev.type), "seeds": ",".join(map(str, pr.seeds)),
               "static_dir": str(out_dir / "figures")}
     bar = progress_bar(len(chapters), "chapters", progress, unit="chapter")
-    for name in chapters:
-        bar.set_postfix_str(name, refresh=True)
-        execute_chapter(name, src / "chapters", params, out_dir / "hrtem_tl.log")
-        bar.update()
+    run_chapters(chapters, lambda name: execute_chapter(name, src / "chapters", params, out_dir / "hrtem_tl.log"),
+                 bar, workers=1 if dev.type == "cuda" else n_cores())
     bar.close()
     record_timing("chapters", pr.name, time.perf_counter() - t0, cache)
     bar = progress_bar(1, "HTML", progress, unit="build")
@@ -192,6 +200,31 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     bar.close()
     record_timing("book", pr.name, time.perf_counter() - start, cache)
     return index
+
+
+def run_chapters(names, execute, bar=None, workers: int = 2) -> list[str]:
+    """``execute(name)`` for every chapter, ``workers`` at a time, each after the chapters it shows
+    (``CHAPTER_AFTER``, those of ``names``); returns the names in the order they finished. A failed chapter
+    stops the others from starting and raises once the running ones are done."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending, done, order, running = list(names), set(), [], {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while pending or running:
+            ready = [n for n in pending if set(CHAPTER_AFTER.get(n, ())) & set(names) <= done]
+            for name in ready[:max(1, workers) - len(running)]:
+                pending.remove(name)
+                running[pool.submit(execute, name)] = name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                future.result()  # a failed chapter raises here; the pool waits for the running ones
+                done.add(name)
+                order.append(name)
+                if bar is not None:
+                    bar.set_postfix_str(name, refresh=False)
+                    bar.update()
+    return order
 
 
 def _run(cmd: list[str], what: str) -> None:

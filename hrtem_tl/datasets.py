@@ -85,7 +85,7 @@ def split_count(series: Series, preset: Preset, split: str) -> int:
 
 def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
     """The scenes behind one split of a series: lattice, size class, index and the simulation parameters."""
-    count = split_count(series, preset, split)
+    count, preset = split_count(series, preset, split), preset.for_series(series.name)
     if series.group == "cdse":
         kinds = [("CdSe", "cdse")]
     else:
@@ -213,7 +213,7 @@ class Dataset:
 
 
 def dataset_spec(series: str, domain: str, split: str, preset: str | Preset) -> dict:
-    s, pr = get_series(series), get_preset(preset)
+    s, pr = get_series(series), get_preset(preset).for_series(series)
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is unknown; allowed: {', '.join(SPLITS)}")
     cond = s.conditions(domain)
@@ -304,8 +304,8 @@ def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=Non
     names, pr = series_names(series), get_preset(preset)
     sim.check_device(device)
     missing = [s for s in all_scene_specs(names, pr) if load_or_none(scene_path(s, cache)) is None]
-    if missing:
-        plan_fftw(pr, cache)
+    for shape in {pr.for_series(name).image_pixels: pr.for_series(name) for name in names}.values() if missing else ():
+        plan_fftw(shape, cache)
     run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
               desc="scenes", progress=progress, gpu=device == "cuda", unit="scene")
     every = [(name, domain, split) for name in names for domain in SERIES[name].domains for split in SPLITS]

@@ -370,6 +370,17 @@ def ablation_chart(table: pd.DataFrame, cell: int = 78) -> alt.Chart:
                               subtitle="after pretraining; text: the statistic; hover: its interval, the arm's cost"))
 
 
+def pixels_by_series(preset, series_names) -> str:
+    """Each series' output pixel in words, e.g. "0.5 Å (defocus), 0.25 Å (dose, structure)"; one value when the
+    series share it."""
+    by_pixel: dict[float, list[str]] = {}
+    for name in series_names:
+        by_pixel.setdefault(preset.for_series(name).pixel_size, []).append(name)
+    if len(by_pixel) == 1:
+        return f"{next(iter(by_pixel))} Å"
+    return ", ".join(f"{pixel} Å ({', '.join(names)})" for pixel, names in by_pixel.items())
+
+
 # ---------------------------------------------------------------- output
 
 def glue_value(name: str, value) -> None:

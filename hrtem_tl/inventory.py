@@ -114,7 +114,7 @@ def _keys_of(job, preset: str) -> set:
     models are made by ``python -m hrtem_tl ablate``: not stale)."""
     from .ablation import ARMS
 
-    return {job.key(PRESETS[preset])} | {job.key(a.preset()) for a in ARMS if a.base == preset}
+    return {job.key(PRESETS[preset])} | {job.key(a.preset(job.series)) for a in ARMS if a.base == preset}
 
 
 def _size(n: int) -> str:

@@ -27,6 +27,10 @@ MODEL_KEY_FIELDS = ("name", "extent", "sim_sampling", "pixel_size", "slice_thick
                     "structure_train", "structure_val", "large_train_scale", "count_pixel_size", "width", "epochs",
                     "augment", "batch_size", "crop", "epoch_crops")
 
+# The fields a series may set for itself (``Preset.series_settings``): its pixels, its electrons per pixel and
+# its training step. Everything else (the field of view, the scenes, the network, the epochs) is the preset's.
+SERIES_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops")
+
 # Replicates (independent pretrainings per source and seed) are the study's unit: a published P cell pools every
 # model pretrained on its source (36-1440, STUDY.md 4). Replicate r of each source gets its own initialisation and
 # batch order (a hash of series, source, seed and r; ``study.Job.train_seed``), as in the study, not one shared by
@@ -93,7 +97,28 @@ class Preset:
     lesson_pair: tuple = ("-100", "0")
     lesson_sizes: tuple = (8, 64, 512)
     lesson_replicates: int = 3
+    # series -> {field: value} for the fields of ``SERIES_FIELDS``: how that series runs at this preset (its pixels
+    # and training step); ``for_series`` applies them. Not a key field: a series' models are keyed by the values
+    # it runs with, so a series without settings keeps its keys
+    series_settings: dict = field(default_factory=dict)
+    series: str | None = None  # the series this preset was resolved for (``for_series``), None: not resolved
     notes: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        for series, settings in self.series_settings.items():
+            bad = sorted(set(settings) - set(SERIES_FIELDS))
+            if bad:
+                raise ValueError(f"series_settings[{series!r}] sets {', '.join(bad)}; allowed: "
+                                 f"{', '.join(SERIES_FIELDS)}")
+
+    def for_series(self, series: str) -> "Preset":
+        """This preset as ``series`` runs it: its ``series_settings`` applied (once; the same preset again for
+        the series it was resolved for). Every stage that simulates, trains or scores a series resolves it."""
+        if self.series == series:
+            return self
+        if self.series is not None:
+            raise ValueError(f"preset {self.name!r} was resolved for the {self.series} series, not {series}")
+        return replace(self, **self.series_settings.get(series, {}), series=series)
 
     def simulation_params(self) -> dict:
         """The parameters that determine the simulated data (cache keys use them)."""
@@ -137,13 +162,27 @@ CPU = Preset(
     transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
     augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
     structure_transfers="figure", validate_every_epoch=False, lesson_sizes=(1, 8, 64),
-    replicates={"dose": 5, "defocus": 3, "structure": 2}, transfer_replicates={"dose": 2, "defocus": 2},
+    series_settings={"dose": {"pixel_size": 0.25}},
+    replicates={"dose": 3, "defocus": 3, "structure": 2}, transfer_replicates={"dose": 2, "defocus": 2},
     notes={
-        "replicates": "5 / 3 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
-                      "and defocus ones transferred to every target: a pretraining takes 9 core-seconds and a "
-                      "transfer 1.6 here (measured), so 78 pretrainings and 819 later models fit the book (18 min). "
-                      "Dose gets the most pretrainings because its P claims sit nearest their bars (per-seed "
-                      "statistics +0.10 to +0.40 against a bar of +0.35); a second transferred replicate because "
+        "series_settings": "the dose series on 0.25 Å pixels (the multislice sampling), with the same 64-pixel "
+                           "crops and 1024 crops an epoch as the others: a dose then gives 1.56x the study's "
+                           "electrons per pixel instead of 6.25x, and Fig 9.1's pretraining claims hold. Measured "
+                           "2026-12-01 (`python -m hrtem_tl ablate`, seeds 0, pretrainings only): on 0.5 Å pixels "
+                           "(R = 5) the asymmetry was -0.40 [-0.60, +0.00] (contradicts), low-dose rows worse "
+                           "+0.10 [+0.00, +0.40] (undecided), 5.0 core-min; on 0.25 Å pixels (R = 3) +1.00 "
+                           "[+0.80, +1.00], +1.00 [+0.90, +1.00], distance +0.80 [+0.76, +0.80], all hold, models "
+                           "as specialised as the study's (median P(s->t)/P(t->t) 1.90, study 1.81), 2.3 core-min; "
+                           "0.5 Å pixels counted as 0.25 Å ones (a quarter of the electrons) left the 30 e-/Å² "
+                           "pretraining unlearned (0.88 of a constant prediction). The defocus series keeps 0.5 Å "
+                           "(its claims hold there, and its 426 transfers would cost 4x the evaluation); the "
+                           "structure series too: on 0.25 Å pixels with this step diamond C and Si still did not "
+                           "learn (16 of 18 sources, worst 0.82; symmetry -0.14 [-0.21, +0.00]), and the step that "
+                           "learns them (cpu-fine: 96-pixel crops, 2048 an epoch) costs 4.5x, about 16 min more",
+        "replicates": "3 / 3 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
+                      "and defocus ones transferred to every target: a pretraining takes 9-14 core-seconds and a "
+                      "transfer 1.6-2 here (measured). Three for dose because on 0.25 Å pixels its P claims are "
+                      "decided at R = 3 with intervals 0.1-0.2 wide (above); a second transferred replicate because "
                       "with one, a single poor pretraining sets a whole row of T (measured: defocus +-5 nm rows at "
                       "0.07-0.12 after transfer against 0.03 for the others); structure gets two because it does "
                       "not learn diamond C and Si at 0.5 Å pixels whatever R (median ratio 0.91 over 3)",
@@ -154,7 +193,7 @@ CPU = Preset(
         "sim_sampling": "0.25 Å: the multislice band limit (2/3 Nyquist = 1.33 1/Å) exceeds the output Nyquist",
         "pixel_size": "0.5 Å keeps 1.0 Å fringes (Nyquist), so all lattice fringes >= 2 Å survive; a dose "
                       "then gives 6.25x the study's counts per pixel (7.5-150 e- for 30-600 e-/Å², the "
-                      "study 1.2-24): see the cpu-fine preset",
+                      "study 1.2-24), which is why the dose series runs on 0.25 Å (series_settings)",
         "n_phonons": "1 configuration: phonon averaging changes contrast by a few %, not the task",
         "particles": "fewer per scene, so that they fit the smaller field at >= 1 nm apart; one large "
                      "particle per scene, hence large_train_scale",
@@ -173,7 +212,7 @@ CPU = Preset(
 
 # the cpu preset on the multislice sampling as pixels, with larger crops and more of them per epoch
 CPU_FINE = replace(
-    CPU, name="cpu-fine", pixel_size=0.25, crop=96, epoch_crops=2048,
+    CPU, name="cpu-fine", pixel_size=0.25, crop=96, epoch_crops=2048, series_settings={},
     replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={"dose": 2},
     notes={
         "replicates": "3 / 2 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "

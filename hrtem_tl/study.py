@@ -13,6 +13,7 @@ killed run loses at most the models in flight.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import itertools
@@ -71,7 +72,7 @@ class Job:
         job = asdict(self)
         if job["budget"] is None:  # the keys of every job from before the field existed stay as they were
             del job["budget"]
-        return key_of({"job": job, "preset": preset.model_params()})
+        return key_of({"job": job, "preset": preset.for_series(self.series).model_params()})
 
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
@@ -91,7 +92,7 @@ def _subset(choice, everything) -> tuple:
 
 def grid(series: str, preset: str | Preset) -> list[Job]:
     """Every job of a series at a preset: pretrainings first, then transfers and baselines (deduplicated)."""
-    pr, s = get_preset(preset), ds.get_series(series)
+    pr, s = get_preset(preset).for_series(series), ds.get_series(series)
     lr_pre, lr_tr = pr.main_lr
     reps, transferred = range(pr.n_replicates(series)), range(pr.n_transfer_replicates(series))
     jobs = []
@@ -129,14 +130,26 @@ def model_path(job: Job, preset: Preset, cache=None) -> Path:
     return cache_dir(cache) / "models" / preset.name / job.series / f"{job.key(preset)}.pt"
 
 
-@functools.lru_cache(maxsize=128)
-def _data(series: str, domain: str, split: str, preset: str, cache: str) -> tr.Data:
-    d = ds.load_dataset(series, domain, split, preset, cache)
-    return tr.Data.from_arrays(d.images, d.masks)
+_LOADED: collections.OrderedDict = collections.OrderedDict()  # (dataset, preset as the series runs it, cache)
+
+
+def _data(series: str, domain: str, split: str, preset: Preset, cache) -> tr.Data:
+    """One dataset as training tensors, kept for the next job of this process (the 128 last used). The preset
+    travels as a value: an ablation arm or a changed preset loads the datasets of its own values, never those of
+    a registered preset of the same name."""
+    pr = get_preset(preset).for_series(series)
+    key = (series, domain, split, repr(pr), str(cache_dir(cache)))
+    if key not in _LOADED:
+        d = ds.load_dataset(series, domain, split, pr, cache)
+        _LOADED[key] = tr.Data.from_arrays(d.images, d.masks)
+        while len(_LOADED) > 128:
+            _LOADED.popitem(last=False)
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
 
 
 def _val_sets(series: str, preset: Preset, cache) -> dict:
-    return {d: _data(series, d, "val", preset.name, str(cache_dir(cache))) for d in ds.SERIES[series].domains}
+    return {d: _data(series, d, "val", preset, cache) for d in ds.SERIES[series].domains}
 
 
 def _row(job: Job, preset: Preset, device, hist: tr.History, model, **extra) -> dict:
@@ -159,6 +172,7 @@ def _config(job: Job, pr: Preset, lr: float, epochs: int, n_images: int) -> tr.T
     dataset holds images); a transfer otherwise one pass over its images (one crop of each)."""
     if job.budget not in (None, "pretraining"):
         raise ValueError(f"budget={job.budget!r} is unknown; allowed: None, 'pretraining'")
+    pr = pr.for_series(job.series)
     forms = tr.dihedral_forms(pr.augment)
     crops = 1
     if job.kind == "scratch" or job.budget == "pretraining":
@@ -186,7 +200,7 @@ def _pretrain(jobs: list[Job], pr: Preset, cache, dev, keep=None) -> list[dict]:
     """
     val = _val_sets(jobs[0].series, pr, cache)
     models = [tr.new_model(pr.width, job.train_seed()) for job in jobs]
-    trains = [_data(job.series, job.source, "train", pr.name, str(cache_dir(cache))) for job in jobs]
+    trains = [_data(job.series, job.source, "train", pr, cache) for job in jobs]
     watched = [val if pr.validate_every_epoch else {job.source: val[job.source]} for job in jobs]
     cfgs = [_config(job, pr, job.lr_pretrain, pr.epochs, len(t)) for job, t in zip(jobs, trains)]
     hists = tr.fit_stack(models, trains, watched, cfgs, [job.source for job in jobs], dev)
@@ -268,7 +282,7 @@ def _transfer(jobs: list[Job], pr: Preset, cache, dev, threads) -> list[dict]:
         pre_rows.append(read_row(row_path(pre, pr, cache), cache))
         models.append(tr.transfer_model(pretrained.state_dict(), pr.width, job.freeze)[0])
     val = _val_sets(jobs[0].series, pr, cache)
-    trains = [_data(j.series, j.target, "train", pr.name, str(cache_dir(cache))).take(j.transfer_size) for j in jobs]
+    trains = [_data(j.series, j.target, "train", pr, cache).take(j.transfer_size) for j in jobs]
     cfgs = [_config(j, pr, j.lr_transfer, pr.epochs, len(t)) for j, t in zip(jobs, trains)]
     hists = tr.fit_stack(models, trains, [{j.target: val[j.target]} for j in jobs], cfgs, [j.target for j in jobs],
                          dev)
@@ -293,9 +307,8 @@ def _transfer(jobs: list[Job], pr: Preset, cache, dev, threads) -> list[dict]:
 def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
     """Baseline: one stage on a source:target mixture for as many epochs as the two stages together."""
     n_src, n_tgt = job.mixture
-    key = str(cache_dir(cache))
-    mixed = (_data(job.series, job.source, "train", pr.name, key).take(n_src)
-             + _data(job.series, job.target, "train", pr.name, key).take(n_tgt))
+    mixed = (_data(job.series, job.source, "train", pr, cache).take(n_src)
+             + _data(job.series, job.target, "train", pr, cache).take(n_tgt))
     model = tr.new_model(pr.width, job.seed)
     hist = tr.fit(model, mixed, _val_sets(job.series, pr, cache),
                   _config(job, pr, job.lr_pretrain, 2 * pr.epochs, len(mixed)), job.target, dev)
@@ -308,7 +321,7 @@ def _scratch(job: Job, pr: Preset, cache, dev) -> dict:
     """Baseline of the hands-on chapter: a fresh U-Net trained on ``transfer_size`` target images only, with a
     pretraining's budget (``epochs`` epochs of ``epoch_crops`` crops) at the pretraining learning rate; scored like
     a transfer (the target's validation loss at its best epoch)."""
-    train = _data(job.series, job.target, "train", pr.name, str(cache_dir(cache))).take(job.transfer_size)
+    train = _data(job.series, job.target, "train", pr, cache).take(job.transfer_size)
     val = _val_sets(job.series, pr, cache)
     model = tr.new_model(pr.width, job.train_seed())
     hist = tr.fit(model, train, {job.target: val[job.target]},
@@ -373,7 +386,7 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
     models run again."""
     import torch
 
-    pr = get_preset(preset)
+    pr = get_preset(preset).for_series(jobs[0].series)
     rows: dict[int, dict] = {}
     for i, job in enumerate(jobs):
         path = row_path(job, pr, cache)

@@ -13,18 +13,19 @@ def test_an_arm_equal_to_a_preset_reuses_its_models_and_a_new_arm_trains_only_it
     cpu = get_preset("cpu")
     same = ablation.Arm("cpu", "cpu", {})
     book_keys = {j.key(cpu) for j in study.grid("structure", cpu) if j.kind == "pretrain"}
-    same_keys = {j.key(same.preset()) for j in ablation.arm_jobs(same, "structure", "figure")}
+    same_keys = {j.key(same.preset("structure")) for j in ablation.arm_jobs(same, "structure", "figure")}
     assert same_keys <= book_keys and len(same_keys) == 2 * 13  # 9 small + 4 large sources, 2 replicates
-    crops = ablation.get_arm("cpu 48 Å crops")
-    crop_keys = {j.key(crops.preset()) for j in ablation.arm_jobs(crops, "structure", "figure")}
+    crops = ablation.get_arm("cpu 96-pixel crops")
+    crop_keys = {j.key(crops.preset("structure")) for j in ablation.arm_jobs(crops, "structure", "figure")}
     assert len(crop_keys) == len(same_keys) and not crop_keys & book_keys
     assert len({j.key(cpu) for j in study.grid("dose", cpu)}) == len(study.grid("dose", cpu))
 
 
-def test_an_arm_changes_only_training_fields_and_unknown_arms_are_one_line():
-    with pytest.raises(ValueError, match="may change only crop, epoch_crops, width, epochs, replicates"):
-        ablation.Arm("bad", "cpu", {"pixel_size": 0.1}).preset()
-    with pytest.raises(ValueError, match=r"arm='nope' is unknown; allowed: cpu, cpu 2x steps, "):
+def test_an_arm_changes_only_pixels_and_training_and_unknown_arms_are_one_line():
+    with pytest.raises(ValueError, match="may change only pixel_size, count_pixel_size, crop, epoch_crops, width, "
+                                         "epochs, replicates"):
+        ablation.Arm("bad", "cpu", {"extent": 100.0}).preset("structure")
+    with pytest.raises(ValueError, match=r"arm='nope' is unknown; allowed: cpu, cpu 0.5 Å pixels, "):
         ablation.get_arm("nope")
     assert ablation.arm_sources("structure", "all") == study.ds.SERIES["structure"].sources
     with pytest.raises(ValueError, match="sources='some' is unknown; allowed: figure, all"):
@@ -66,3 +67,16 @@ def ablation_chart_spec(table):
     from hrtem_tl.figures import ablation_chart
 
     return ablation_chart(table).to_dict()
+
+
+def test_an_arm_on_other_pixels_trains_on_its_own_datasets(tmp_path):
+    """A preset travels as a value: an arm that changes a series' pixels makes and loads datasets of its own
+    pixels under the base preset's name, and its models have their own keys."""
+    arm = ablation.Arm("smoke fine", "smoke", {"pixel_size": 0.25})
+    base, fine = get_preset("smoke").for_series("dose"), arm.preset("dose")
+    study.ds.simulate_series("dose", fine, tmp_path, progress=False, scheduler="synchronous")
+    data = study._data("dose", "30", "val", fine, tmp_path)
+    assert data.images.shape[-1] == round(fine.extent / 0.25) == 2 * base.image_pixels
+    assert not study.ds.dataset_path("dose", "30", "val", base, tmp_path).exists()
+    jobs = ablation.arm_jobs(arm, "dose")
+    assert {j.key(fine) for j in jobs}.isdisjoint({j.key(base) for j in jobs})

@@ -370,3 +370,31 @@ def test_ruff_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "hrtem_tl", "tests", "chapters"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chapters_run_side_by_side_after_the_chapters_they_show(tmp_path):
+    """The introduction and the ablation page read the series chapters' scorecards: they start only after them;
+    the rest run two at a time, and a failed chapter raises its error."""
+    import time
+
+    from hrtem_tl.book import CHAPTER_AFTER, run_chapters
+
+    started, ended = {}, {}
+
+    def execute(name):
+        started[name] = time.perf_counter()
+        time.sleep(0.05)
+        ended[name] = time.perf_counter()
+
+    order = run_chapters(CHAPTERS, execute, workers=2)
+    assert sorted(order) == sorted(CHAPTERS)
+    for chapter, before in CHAPTER_AFTER.items():
+        assert all(started[chapter] >= ended[b] for b in before)
+    assert any(started[b] < ended[a] and started[a] < ended[b] for a in CHAPTERS for b in CHAPTERS if a != b)
+
+    def fails(name):
+        if name == "dose":
+            raise RuntimeError("dose failed")
+
+    with pytest.raises(RuntimeError, match="dose failed"):
+        run_chapters(CHAPTERS, fails, workers=2)

@@ -204,3 +204,22 @@ def test_damaged_fftw_wisdom_is_moved_aside_and_planned_again(smoke_cache, tmp_p
     ds.plan_fftw(ds.get_preset("smoke"), cache)  # what the next simulation does first
     multislice.use_wisdom.cache_clear()
     assert multislice.use_wisdom(target) is True
+
+
+def test_a_series_runs_with_its_own_pixels_and_other_series_keep_theirs():
+    """``series_settings``: the cpu preset's dose series on 0.25 Å pixels, the others on 0.5 Å; a preset resolved
+    for one series refuses another; an unknown field is a one-line error."""
+    from dataclasses import replace
+
+    cpu = ds.get_preset("cpu")
+    assert cpu.for_series("dose").pixel_size == 0.25 and cpu.for_series("dose").image_pixels == 320
+    assert cpu.for_series("defocus").pixel_size == cpu.for_series("structure").pixel_size == cpu.pixel_size == 0.5
+    assert ds.dataset_spec("dose", "30", "val", cpu)["pixel_size"] == 0.25
+    assert ds.dataset_spec("defocus", "0", "val", cpu)["pixel_size"] == 0.5
+    assert {s["sim"]["pixel_size"] for s in ds.scene_specs(ds.SERIES["dose"], cpu, "val")} == {0.25}
+    dose = cpu.for_series("dose")
+    assert dose.for_series("dose") is dose
+    with pytest.raises(ValueError, match="resolved for the dose series, not defocus"):
+        dose.for_series("defocus")
+    with pytest.raises(ValueError, match=r"series_settings\['dose'\] sets extent; allowed: pixel_size, "):
+        replace(cpu, series_settings={"dose": {"extent": 100.0}})

@@ -64,7 +64,7 @@ def evidence(series: str, results: pd.DataFrame, preset: str | Preset, seeds=Non
     ``metric`` ("study": the study's published scale, the default; "ce": cross-entropy)."""
     if metric not in METRICS:
         raise ValueError(f"metric={metric!r} is unknown; allowed: {', '.join(METRICS)}")
-    pr = get_preset(preset)
+    pr = get_preset(preset).for_series(series)
     if seeds is not None:
         results = results[results.seed.isin(list(seeds))].reset_index(drop=True)
     models = model_table(results, series, pr)
