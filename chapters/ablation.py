@@ -43,13 +43,14 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
-from hrtem_tl import ablation, figures
+from hrtem_tl import ablation, datasets, figures
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
-pr = get_preset(preset, seeds)
+pr = datasets.with_parameters(get_preset(preset, seeds), settings)
 clock = ChapterClock("ablation", pr, cache)
 table = ablation.page_table(pr, cache, device)
 arms = list(dict.fromkeys(table.arm))
@@ -70,7 +71,7 @@ survivors = scored.groupby("key").verdict.apply(lambda v: int((v == "holds").sum
 measured = scored.groupby("key").arm.nunique()
 figures.glue_value("ablation_everywhere", int((survivors == measured).sum()))
 figures.glue_value("ablation_nowhere", int((survivors == 0).sum()))
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # ## The claims at each scale

@@ -40,6 +40,13 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+defocus_values = None  # nm, a list (default: the study's -25 to +25 in 5 nm steps)
+pretrain_defocus = None  # nm, which of them pretrain (default: the study's -10, -5, 0, +5, +10 among them)
+defocus_dose = None  # e-/Å², the fixed dose (default: the study's 400)
+transfer_size = None  # target images per transfer (default: the preset's)
+epochs = None  # epochs per training stage (default: the preset's)
+learning_rates = None  # (pretraining, transfer) (default: the preset's)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
 import json
@@ -51,21 +58,24 @@ from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
-pr = get_preset(preset, seeds).for_series("defocus")
+pr = datasets.with_parameters(get_preset(preset, seeds), settings, defocus_values=defocus_values,
+                             pretrain_defocus=pretrain_defocus, defocus_dose=defocus_dose,
+                             transfer_size=transfer_size, epochs=epochs, learning_rates=learning_rates)
+pr = pr.for_series("defocus")
 clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)
 evidence = claims.evidence("defocus", results, pr)
-series = datasets.SERIES["defocus"]
+series = datasets.get_series("defocus", pr)
 models = study.model_table(results, "defocus", pr)
 card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # ## Pretraining defocus x target defocus (Fig 7.1)
 
 # %% tags=["hide-input"]
-figures.show(figures.pt_heatmaps(models, "defocus", series.domains, "Loss on the target defocus (CdSe, 400 e⁻/Å²)",
-                                 cell=22), "defocus_pt", static_dir)
+title = f"Loss on the target defocus ({figures.conditions_text(series)})"
+figures.show(figures.pt_heatmaps(models, "defocus", series.domains, title, cell=22), "defocus_pt", static_dir)
 
 # %% tags=["hide-input"]
 figures.Download(models, "defocus_models.csv", "Download the per-model table behind the heatmaps")

@@ -42,6 +42,12 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+doses = None  # e-/Å², a list (default: the study's 30, 75, 150, 300, 600)
+dose_defocus = None  # nm, the fixed defocus (default: the study's -10)
+transfer_size = None  # target images per transfer (default: the preset's)
+epochs = None  # epochs per training stage (default: the preset's)
+learning_rates = None  # (pretraining, transfer) (default: the preset's)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
 
@@ -49,17 +55,19 @@ from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
-pr = get_preset(preset, seeds).for_series("dose")
+pr = datasets.with_parameters(get_preset(preset, seeds), settings, doses=doses, dose_defocus=dose_defocus,
+                             transfer_size=transfer_size, epochs=epochs, learning_rates=learning_rates)
+pr = pr.for_series("dose")
 clock = ChapterClock("dose", pr, cache)
 results = study.results("dose", pr, cache, device)
 evidence = claims.evidence("dose", results, pr)
-order = datasets.SERIES["dose"].domains
+order = datasets.get_series("dose", pr).domains
 models = study.model_table(results, "dose", pr)
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% tags=["hide-input"]
-figures.show(figures.pt_heatmaps(models, "dose", order, "Loss on the target dose (CdSe, defocus -10 nm)"),
-             "dose_pt", static_dir)
+title = f"Loss on the target dose ({figures.conditions_text(datasets.get_series('dose', pr))})"
+figures.show(figures.pt_heatmaps(models, "dose", order, title), "dose_pt", static_dir)
 
 # %% tags=["hide-input"]
 card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)

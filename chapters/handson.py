@@ -47,16 +47,17 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
-from hrtem_tl import figures, lesson, study
+from hrtem_tl import datasets, figures, lesson, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.claims import CONFIDENCE, EQUIVALENCE_FACTOR
 from hrtem_tl.claims import lesson as lesson_claims
 from hrtem_tl.claims.report import interval_text
 from hrtem_tl.presets import get_preset
 
-pr = get_preset(preset, seeds)
+pr = datasets.with_parameters(get_preset(preset, seeds), settings)
 clock = ChapterClock("handson", pr, cache)
 models, curves = lesson.results(pr, cache, device)
 series, (source, target) = pr.lesson_series, pr.lesson_pair
@@ -72,7 +73,7 @@ figures.glue_value("handson_lr_tr", pr.main_lr[1])
 figures.glue_value("handson_gentle", lesson.GENTLE)
 figures.glue_value("handson_steps", lesson.minibatches(pr))
 figures.glue_value("handson_batch", pr.batch_size)
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # ## 1. Two domains

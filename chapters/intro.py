@@ -59,6 +59,7 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -68,7 +69,7 @@ from hrtem_tl.book import ChapterClock, read_timings
 from hrtem_tl.presets import PRESETS, get_preset
 from hrtem_tl.study import grid_size
 
-pr = get_preset(preset, seeds)
+pr = datasets.with_parameters(get_preset(preset, seeds), settings)
 clock = ChapterClock("intro", pr, cache)
 timings = read_timings(pr.name, cache)
 for stage in ("simulate", "train"):
@@ -83,7 +84,7 @@ figures.glue_value("confidence_pct", int(claims.CONFIDENCE * 100))
 figures.glue_value("n_bootstrap", claims.N_BOOTSTRAP)
 for name, ev in evidence.items():
     figures.glue_value(f"sanity_{name}", claims.sanity_line(ev))
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # ## Does this run reach the study's conclusions?

@@ -39,6 +39,7 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -49,10 +50,10 @@ from hrtem_tl.model import UNet, count_trainable, freeze
 from hrtem_tl.presets import get_preset
 from hrtem_tl.train import dihedral_forms
 
-pr = get_preset(preset, seeds)
+pr = datasets.with_parameters(get_preset(preset, seeds), settings)
 clock = ChapterClock("methods", pr, cache)
 dataset_files = datasets.simulate_series("all", pr, cache, study.simulation_device(device), progress=False)
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # ## Structures
@@ -75,7 +76,7 @@ pd.DataFrame([{"lattice": lat.name, "structure": lat.structure, "space group": l
 # the projected particles. Pick a dataset to see a validation image and its label:
 
 # %%
-examples = figures.example_table({name: s.domains for name, s in datasets.SERIES.items()}, pr, cache)
+examples = figures.example_table({name: datasets.get_series(name, pr).domains for name in datasets.SERIES}, pr, cache)
 figures.show(figures.example_viewer(examples), "examples", static_dir)
 
 # %% tags=["hide-input"]

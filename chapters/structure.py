@@ -40,24 +40,33 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+structure_defocus = None  # nm, the fixed defocus (default: the study's -10)
+structure_dose = None  # e-/Å², the fixed dose (default: the study's 300)
+transfer_size = None  # target images per transfer (default: the preset's)
+epochs = None  # epochs per training stage (default: the preset's)
+learning_rates = None  # (pretraining, transfer) (default: the preset's)
+settings = None  # any of hrtem_tl/datasets.py PARAMETERS, a dict: the book passes its --set values here
 
 # %% tags=["hide-input"]
 import pandas as pd
 
-from hrtem_tl import claims, figures, study
+from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.model import FREEZE_OPTIONS
 from hrtem_tl.presets import get_preset
 from hrtem_tl.structures import LATTICES
 
-pr = get_preset(preset, seeds).for_series("structure")
+pr = datasets.with_parameters(get_preset(preset, seeds), settings, structure_defocus=structure_defocus,
+                             structure_dose=structure_dose, transfer_size=transfer_size, epochs=epochs,
+                             learning_rates=learning_rates)
+pr = pr.for_series("structure")
 clock = ChapterClock("structure", pr, cache)
 results = study.results("structure", pr, cache, device)
 evidence = claims.evidence("structure", results, pr)
 small = [f"{name}_small" for name in LATTICES]
 models = study.model_table(results, "structure", pr)
 card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)
-figures.RunParameters(preset=pr.name, device=figures.device_name(device), seeds=",".join(map(str, pr.seeds)))
+figures.run_parameters(pr, device)
 
 # %% [markdown]
 # {glue:text}`structure_sanity`. Every P cell pools {glue:text}`structure_replicates` pretrainings of its source

@@ -18,6 +18,9 @@ def _common(p: argparse.ArgumentParser, seeds: bool = True, device: bool = True)
     p.add_argument("--series", default="all", help=f"one of {', '.join(SERIES_CHOICES)} (default all)")
     p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--cache", default=None, help="cache folder (default $HRTEM_TL_CACHE or ./.hrtem_cache)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a scientific parameter in the study's units, e.g. --set 'doses=[10, 20, 40, 80]' or "
+                        "--set dose_defocus=-5 (repeatable; names: hrtem_tl/datasets.py PARAMETERS)")
     if seeds:
         p.add_argument("--seeds", default=None, help="training seeds, e.g. 0 or 0,1 (default: the preset's)")
     if device:
@@ -104,6 +107,7 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     from . import console
     from .cache import cache_dir
+    from .datasets import parse_setting, with_parameters
     from .presets import command, get_preset
 
     if args.command == "bench":
@@ -132,6 +136,8 @@ def _run(args) -> int:
         print(f"{len(paths)} student notebooks (solutions taken out, preset {args.preset}) in {args.out}")
         return 0
     preset = get_preset(args.preset, getattr(args, "seeds", None))
+    settings = dict(parse_setting(text) for text in getattr(args, "set", []))
+    preset = with_parameters(preset, settings)
     if args.command == "cache":
         from .inventory import report
 
@@ -157,7 +163,7 @@ def _run(args) -> int:
     else:
         from .book import build_book
 
-        index = build_book(preset, args.cache, args.device, args.scheduler, out=args.out)
+        index = build_book(preset, args.cache, args.device, args.scheduler, out=args.out, settings=settings)
         print(f"book: {index}\nlog: {log}")
     return 0
 

@@ -146,20 +146,21 @@ def execute_chapter(name: str, out_dir: Path, parameters: dict, log_file: Path |
 
 
 def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", scheduler: str | None = None,
-               out: str = "_build", chapters=CHAPTERS, progress: bool = True) -> Path:
-    """Everything from atoms to ``index.html``; returns the path of ``index.html``.
+               out: str = "_build", chapters=CHAPTERS, progress: bool = True, settings: dict | None = None) -> Path:
+    """Everything from atoms to ``index.html``; returns the path of ``index.html``. ``settings``: scientific
+    parameters (``datasets.PARAMETERS``, the study's units), given to every chapter too.
 
     One progress bar per stage (scenes, datasets, pretrainings, transfers, chapters, HTML); one Dask cluster
     serves the simulation and the training.
     """
     from . import lesson
-    from .datasets import simulate_series
+    from .datasets import simulate_series, with_parameters
     from .figures import write_vega_bundle
     from .parallel import n_cores, progress_bar, session
     from .study import run_study, simulation_device
     from .train import pick_device
 
-    pr = get_preset(preset)
+    pr = with_parameters(get_preset(preset), settings)
     dev = pick_device(device)
     cache = cache_dir(cache).resolve()
     empty = not cache.exists() or not any(cache.iterdir())
@@ -187,7 +188,7 @@ def build_book(preset: str | Preset = "cpu", cache=None, device: str = "auto", s
     write_vega_bundle(src / "_static" / "vega-bundle.js")
     t0 = time.perf_counter()
     params = {"preset": pr.name, "cache": str(cache), "device": str(dev.type), "seeds": ",".join(map(str, pr.seeds)),
-              "static_dir": str(out_dir / "figures")}
+              "static_dir": str(out_dir / "figures"), "settings": dict(settings or {})}
     bar = progress_bar(len(chapters), "chapters", progress, unit="chapter")
     run_chapters(chapters, lambda name: execute_chapter(name, src / "chapters", params, out_dir / "hrtem_tl.log"),
                  bar, workers=1 if dev.type == "cuda" else n_cores())

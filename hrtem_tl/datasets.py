@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,162 @@ SERIES: dict[str, Series] = {
 }
 
 
-def get_series(name: str) -> Series:
+def get_series(name: str, preset: Preset | None = None) -> Series:
+    """The series called ``name``: the study's (``SERIES``), or as ``preset`` runs it (its domains, pretraining
+    sources and fixed conditions from ``series_settings``, e.g. other doses)."""
     try:
-        return SERIES[name]
+        s = SERIES[name]
     except KeyError:
         raise ValueError(f"series={name!r} is unknown; allowed: {', '.join(SERIES)}") from None
+    settings = preset.series_settings.get(name, {}) if preset is not None else {}
+    if "fixed" in settings:
+        s = replace(s, fixed={**s.fixed, **settings["fixed"]})
+    if "domains" in settings:
+        s = replace(s, domains=tuple(settings["domains"]), sources=tuple(settings.get("sources", settings["domains"])))
+    return s
+
+
+# ---------------------------------------------------------------- parameters in the study's units
+
+# name -> (series it sets or None for the training, unit, what it is); a chapter's ``parameters`` cell, papermill's
+# ``-p`` and ``--set NAME=VALUE`` use these names; the defaults are the study's (STUDY.md 3-4)
+PARAMETERS = {
+    "doses": ("dose", "e-/Å²", "the dose series' doses, two or more, each a domain and a pretraining source"),
+    "dose_defocus": ("dose", "nm", "the dose series' fixed defocus"),
+    "defocus_values": ("defocus", "nm", "the defocus series' defoci, two or more"),
+    "pretrain_defocus": ("defocus", "nm", "the defoci that pretrain, among defocus_values"),
+    "defocus_dose": ("defocus", "e-/Å²", "the defocus series' fixed dose"),
+    "structure_defocus": ("structure", "nm", "the structure series' fixed defocus"),
+    "structure_dose": ("structure", "e-/Å²", "the structure series' fixed dose"),
+    "transfer_size": (None, "images", "target images of a transfer (dose, structure and the defocus heatmaps)"),
+    "epochs": (None, "", "epochs of each training stage"),
+    "learning_rates": (None, "", "(pretraining, transfer) learning rates of the dose, structure and defocus heatmaps"),
+}
+
+
+def study_parameters(preset: Preset | None = None) -> dict:
+    """Every parameter's value: the study's, or as ``preset`` runs it (a list in the parameter's unit)."""
+    dose, defocus, structure = (get_series(n, preset) for n in ("dose", "defocus", "structure"))
+    out = {"doses": [float(d) for d in dose.domains], "dose_defocus": dose.fixed["defocus"] / 10,
+           "defocus_values": [float(d) / 10 for d in defocus.domains],
+           "pretrain_defocus": [float(d) / 10 for d in defocus.sources], "defocus_dose": defocus.fixed["dose"],
+           "structure_defocus": structure.fixed["defocus"] / 10, "structure_dose": structure.fixed["dose"]}
+    if preset is not None:
+        out.update(transfer_size=preset.transfer_size, epochs=preset.epochs, learning_rates=list(preset.main_lr))
+    return out
+
+
+def changed_parameters(preset: Preset) -> dict:
+    """The scientific parameters ``preset`` runs with that differ from the study's defaults (the page says them)."""
+    study = study_parameters()
+    return {k: v for k, v in study_parameters(preset).items() if k in study and v != study[k]}
+
+
+def parse_value(name: str, value):
+    """A parameter's value from the command line or papermill (``"[10, 20]"``, ``"-5"``) or Python."""
+    if isinstance(value, str):
+        import ast
+
+        try:
+            return ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{name}={value!r} is not a number or a list of numbers") from None
+    return value
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``"doses=[10, 20]"`` -> ``("doses", [10, 20])``; a one-line error names the allowed names."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or name not in PARAMETERS:
+        raise ValueError(f"--set {text!r}: expected NAME=VALUE with NAME one of {', '.join(PARAMETERS)}")
+    return name, parse_value(name, value)
+
+
+def _numbers(name: str, value, unit: str, at_least: int = 2, positive: bool = False) -> list[float]:
+    items = value if isinstance(value, (list, tuple)) else None
+    try:
+        numbers = [float(v) for v in items] if items is not None else None
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is None or len(numbers) < at_least or len(set(numbers)) != len(numbers) \
+            or not all(np.isfinite(numbers)) or (positive and min(numbers) <= 0):
+        need = "positive " if positive else ""
+        raise ValueError(f"{name}={value!r} must be a list of {at_least} or more distinct {need}numbers ({unit})")
+    return numbers
+
+
+def _number(name: str, value, unit: str, positive: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or (positive and number <= 0):
+        raise ValueError(f"{name}={value!r} must be a {'positive ' if positive else ''}number ({unit})")
+    return number
+
+
+def _label(value: float) -> str:
+    """A domain label: ``30``, ``-100`` (Å or e-/Å², as the study's labels), ``12.5``."""
+    return f"{value:g}"
+
+
+def with_parameters(preset: Preset, settings: dict | None = None, **params) -> Preset:
+    """``preset`` with scientific parameters in the study's units (``PARAMETERS``; None: the study's value),
+    from a dict and/or keywords; each bad value is a one-line error naming the parameter and what is allowed.
+    Only what differs from the study enters the preset, so the study's values keep every cache key."""
+    given = {**(settings or {}), **{k: v for k, v in params.items() if v is not None}}
+    unknown = sorted(set(given) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"parameter {unknown[0]!r} is unknown; allowed: {', '.join(PARAMETERS)}")
+    given = {k: parse_value(k, v) for k, v in given.items() if v is not None}
+    study = study_parameters()
+    per_series = {name: {k: deepcopy(v) for k, v in preset.series_settings.get(name, {}).items()} for name in SERIES}
+    if "doses" in given:
+        doses = _numbers("doses", given["doses"], "e-/Å²", positive=True)
+        if doses != study["doses"]:
+            labels = tuple(_label(d) for d in sorted(doses))
+            per_series["dose"].update(domains=labels, sources=labels)
+    for name, series, key, unit, scale, positive in (
+            ("dose_defocus", "dose", "defocus", "nm", 10, False), ("defocus_dose", "defocus", "dose", "e-/Å²", 1, True),
+            ("structure_defocus", "structure", "defocus", "nm", 10, False),
+            ("structure_dose", "structure", "dose", "e-/Å²", 1, True)):
+        if name in given:
+            value = _number(name, given[name], unit, positive)
+            if value != study[name]:
+                per_series[series].setdefault("fixed", {})[key] = value * scale
+    if "defocus_values" in given or "pretrain_defocus" in given:
+        values = _numbers("defocus_values", given.get("defocus_values", study["defocus_values"]), "nm")
+        default = [v for v in study["pretrain_defocus"] if v in values] or values
+        sources = _numbers("pretrain_defocus", given.get("pretrain_defocus", default), "nm", at_least=1)
+        if not set(sources) <= set(values):
+            raise ValueError(f"pretrain_defocus={given.get('pretrain_defocus')!r} must be among defocus_values "
+                             f"({', '.join(f'{v:g}' for v in sorted(values))} nm)")
+        if sorted(values) != sorted(study["defocus_values"]) or sorted(sources) != sorted(study["pretrain_defocus"]):
+            per_series["defocus"].update(domains=tuple(_label(v * 10) for v in sorted(values)),
+                                         sources=tuple(_label(v * 10) for v in sorted(sources)))
+    out = replace(preset, series_settings={k: v for k, v in per_series.items() if v})
+    if "transfer_size" in given:
+        n = given["transfer_size"]
+        most = min(out.n_train, out.structure_train)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
+            raise ValueError(f"transfer_size={n!r} must be a whole number of images from 1 to {most} (the "
+                             f"smallest training split at preset {preset.name})")
+        out = replace(out, transfer_size=n)
+    if "epochs" in given:
+        e = given["epochs"]
+        if not isinstance(e, int) or isinstance(e, bool) or e < 1:
+            raise ValueError(f"epochs={e!r} must be a whole number, 1 or more")
+        out = replace(out, epochs=e)
+    if "learning_rates" in given:
+        rates = given["learning_rates"]
+        ok = isinstance(rates, (list, tuple)) and len(rates) == 2
+        rates = _numbers("learning_rates", rates, "", positive=True) if ok else None
+        if not ok or max(rates) >= 1:
+            raise ValueError(f"learning_rates={given['learning_rates']!r} must be two positive numbers below 1: "
+                             f"(pretraining, transfer)")
+        out = replace(out, main_lr=tuple(rates), lr_pairs=tuple(dict.fromkeys((tuple(rates), *out.lr_pairs))))
+    return out
 
 
 def series_names(name: str) -> list[str]:
@@ -213,7 +365,8 @@ class Dataset:
 
 
 def dataset_spec(series: str, domain: str, split: str, preset: str | Preset) -> dict:
-    s, pr = get_series(series), get_preset(preset).for_series(series)
+    pr = get_preset(preset).for_series(series)
+    s = get_series(series, pr)
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is unknown; allowed: {', '.join(SPLITS)}")
     cond = s.conditions(domain)
@@ -284,7 +437,7 @@ def all_scene_specs(names: list[str], preset: Preset) -> list[dict]:
     seen, out = set(), []
     for name in names:
         for split in SPLITS:
-            for spec in scene_specs(SERIES[name], preset, split):
+            for spec in scene_specs(get_series(name, preset), preset, split):
                 k = key_of(spec)
                 if k not in seen:
                     seen.add(k)
@@ -308,7 +461,7 @@ def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=Non
         plan_fftw(shape, cache)
     run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
               desc="scenes", progress=progress, gpu=device == "cuda", unit="scene")
-    every = [(name, domain, split) for name in names for domain in SERIES[name].domains for split in SPLITS]
+    every = [(name, domain, split) for name in names for domain in get_series(name, pr).domains for split in SPLITS]
     todo = [d for d in every if load_or_none(dataset_path(*d, pr, cache)) is None]
     run_tasks(_derive, todo, dict(preset=pr, cache=str(cache_dir(cache))), scheduler=scheduler, desc="datasets",
               progress=progress, unit="dataset")

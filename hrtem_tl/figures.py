@@ -111,6 +111,7 @@ def pt_heatmaps(models: pd.DataFrame, series: str, order, title: str, cell: int 
 
 VERDICT_COLOURS = {"holds": "#1a9850", "weaker": "#fdae61", "undecided": "#999999", "contradicts": "#d73027",
                    "not learned": "#7570b3", "no verdict (test scale)": "#bbbbbb", "no data": "#dddddd",
+                   "not applicable": "#eeeeee",
                    "undecided (one pretraining per source: no interval)": "#cccccc"}
 
 
@@ -489,6 +490,32 @@ class RunParameters:
 
     def _repr_markdown_(self) -> str:
         return "This page was computed with " + " · ".join(f"{k} `{v}`" for k, v in self.params.items()) + "."
+
+
+def run_parameters(preset, device) -> RunParameters:
+    """The line at the top of a page: preset, device, seeds, and every scientific parameter that differs from
+    the study's (``datasets.changed_parameters``), in its unit."""
+    from .datasets import PARAMETERS, changed_parameters
+
+    def text(name, value):
+        unit = PARAMETERS[name][1]
+        shown = ", ".join(f"{v:g}" for v in value) if isinstance(value, list) else f"{value:g}"
+        return f"{shown} {unit}".strip()
+
+    changed = {name: text(name, value) for name, value in changed_parameters(preset).items()}
+    return RunParameters(preset=preset.name, device=device_name(device), seeds=",".join(map(str, preset.seeds)),
+                         **changed)
+
+
+def conditions_text(series) -> str:
+    """A series' fixed imaging conditions for a figure title: "CdSe, defocus -10 nm", "CdSe, 400 e⁻/Å²"."""
+    fixed = series.fixed
+    parts = ["CdSe"] if fixed.get("lattice") == "CdSe" else []
+    if "defocus" in fixed:
+        parts.append(f"defocus {fixed['defocus'] / 10:g} nm")
+    if "dose" in fixed:
+        parts.append(f"{fixed['dose']:g} e⁻/Å²")
+    return ", ".join(parts)
 
 
 class BookChart:

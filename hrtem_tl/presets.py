@@ -3,7 +3,8 @@
 - ``paper``: STUDY.md's numbers (12.8 nm field, 0.1 Å sampling, 8 phonons, 0.2 Å pixels, 512 training images,
   10 + 10 epochs, 3 seeds, paper-width U-Net, transfer sizes 64-512). For a GPU or a cluster.
 - ``cpu`` (default): every dataset of every series, every cell of every figure and all three freezing options, on
-  a 2-core laptop in about 20 minutes. Each shrunk number says why it was chosen.
+  a 2-core machine within the book's 30-minute ceiling; the dose series on 0.25 Å pixels (``series_settings``),
+  the others on 0.5 Å. Each shrunk number says why it was chosen.
 - ``cpu-fine``: the cpu preset on 0.25 Å pixels, so that a dose gives nearly the study's electrons per pixel
   (what the dose series' asymmetry needs) and diamond C and Si particles are learned (what the structure verdicts
   need), with larger crops; 41 minutes on 2 cores.
@@ -30,6 +31,9 @@ MODEL_KEY_FIELDS = ("name", "extent", "sim_sampling", "pixel_size", "slice_thick
 # The fields a series may set for itself (``Preset.series_settings``): its pixels, its electrons per pixel and
 # its training step. Everything else (the field of view, the scenes, the network, the epochs) is the preset's.
 SERIES_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops")
+# ... and what it images (``datasets.get_series`` reads them): its domain labels, the domains that pretrain, and its
+# fixed conditions ({"defocus": Å, "dose": e-/Å²}); ``datasets.with_parameters`` sets them from the study's units
+SERIES_CONDITIONS = ("domains", "sources", "fixed")
 
 # Replicates (independent pretrainings per source and seed) are the study's unit: a published P cell pools every
 # model pretrained on its source (36-1440, STUDY.md 4). Replicate r of each source gets its own initialisation and
@@ -106,10 +110,10 @@ class Preset:
 
     def __post_init__(self):
         for series, settings in self.series_settings.items():
-            bad = sorted(set(settings) - set(SERIES_FIELDS))
+            bad = sorted(set(settings) - set(SERIES_FIELDS) - set(SERIES_CONDITIONS))
             if bad:
                 raise ValueError(f"series_settings[{series!r}] sets {', '.join(bad)}; allowed: "
-                                 f"{', '.join(SERIES_FIELDS)}")
+                                 f"{', '.join(SERIES_FIELDS + SERIES_CONDITIONS)}")
 
     def for_series(self, series: str) -> "Preset":
         """This preset as ``series`` runs it: its ``series_settings`` applied (once; the same preset again for
@@ -118,7 +122,12 @@ class Preset:
             return self
         if self.series is not None:
             raise ValueError(f"preset {self.name!r} was resolved for the {self.series} series, not {series}")
-        return replace(self, **self.series_settings.get(series, {}), series=series)
+        fields = {k: v for k, v in self.series_settings.get(series, {}).items() if k in SERIES_FIELDS}
+        return replace(self, **fields, series=series)
+
+    def conditions_of(self, series: str) -> dict:
+        """The fixed conditions this preset gives ``series`` beyond the study's ({} for the study's own)."""
+        return deepcopy(self.series_settings.get(series, {}).get("fixed", {}))
 
     def simulation_params(self) -> dict:
         """The parameters that determine the simulated data (cache keys use them)."""
@@ -160,10 +169,10 @@ CPU = Preset(
     n_train=64, n_val=16, structure_train=32, structure_val=8, large_train_scale=2,
     width=8, epochs=6, lr_pairs=((3e-3, 1e-3), (3e-4, 1e-4)), main_lr=(3e-3, 1e-3),
     transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
-    augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("-250", "0", "250"),
-    structure_transfers="figure", validate_every_epoch=False, lesson_sizes=(1, 8, 64),
+    augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("250",),
+    structure_transfers="figure", validate_every_epoch=False, lesson_sizes=(1, 8, 64), lesson_replicates=2,
     series_settings={"dose": {"pixel_size": 0.25}},
-    replicates={"dose": 3, "defocus": 3, "structure": 2}, transfer_replicates={"dose": 2, "defocus": 2},
+    replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={"dose": 2},
     notes={
         "series_settings": "the dose series on 0.25 Å pixels (the multislice sampling), with the same 64-pixel "
                            "crops and 1024 crops an epoch as the others: a dose then gives 1.56x the study's "
@@ -179,13 +188,19 @@ CPU = Preset(
                            "structure series too: on 0.25 Å pixels with this step diamond C and Si still did not "
                            "learn (16 of 18 sources, worst 0.82; symmetry -0.14 [-0.21, +0.00]), and the step that "
                            "learns them (cpu-fine: 96-pixel crops, 2048 an epoch) costs 4.5x, about 16 min more",
-        "replicates": "3 / 3 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
-                      "and defocus ones transferred to every target: a pretraining takes 9-14 core-seconds and a "
-                      "transfer 1.6-2 here (measured). Three for dose because on 0.25 Å pixels its P claims are "
-                      "decided at R = 3 with intervals 0.1-0.2 wide (above); a second transferred replicate because "
-                      "with one, a single poor pretraining sets a whole row of T (measured: defocus +-5 nm rows at "
-                      "0.07-0.12 after transfer against 0.03 for the others); structure gets two because it does "
-                      "not learn diamond C and Si at 0.5 Å pixels whatever R (median ratio 0.91 over 3)",
+        "replicates": "3 / 2 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
+                      "ones transferred to every target: a pretraining takes 12-14 core-seconds and a transfer "
+                      "2-2.5 here (measured). Three for dose because on 0.25 Å pixels its P claims are decided at "
+                      "R = 3 with intervals 0.1-0.2 wide (above); a second transferred dose replicate because with "
+                      "one, a single poor pretraining sets a whole row of T (measured before on defocus: +-5 nm "
+                      "rows at 0.07-0.12 after transfer against 0.03 for the others); structure gets two because "
+                      "it does not learn diamond C and Si at 0.5 Å pixels whatever R (median ratio 0.91 over 3). "
+                      "The defocus series (not the seed's figures) pays for the dose series' finer pixels: a book "
+                      "with 3 defocus pretrainings per source, 2 transferred, the sweep to three targets and 3 "
+                      "lesson replicates ran 42.7 min from an empty cache on 2 cores (2026-12-02: scenes 5.2, "
+                      "pretrainings 8.5, transfers 26.4, chapters 2.4; the machine ran about 13 % slower than the "
+                      "day before, and a benchmark of ours ran beside it for 10 min), with defocus 11 hold, 2 "
+                      "undecided, dose 6 hold: over the 30-minute ceiling",
         "validate_every_epoch": "off: a pretraining validates on its own domain each epoch and on every domain "
                                 "once, at the selected epoch (the same P; 22 % less time per structure "
                                 "pretraining, 13 % defocus, 5 % dose, measured)",
@@ -205,7 +220,10 @@ CPU = Preset(
         "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
               "two (pretrain, transfer) pairs ten times apart, as the study's aggressive and gentle ones",
         "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
-        "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to -25, 0 and +25 nm",
+        "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to +25 nm only (as the class preset; "
+                 "with -25, 0 and +25 nm its 126 transfers were a seventh of the transfer stage)",
+        "lesson": "the hands-on chapter's pair at 1, 8 and 64 target images with 2 models per size and method: its "
+                  "models train a pretraining's budget each, so with 3 they were a quarter of the transfer stage",
         "structure_transfers": "transfers the figures show: small->small, and small<->large per lattice",
     },
 )

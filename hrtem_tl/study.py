@@ -72,11 +72,13 @@ class Job:
         job = asdict(self)
         if job["budget"] is None:  # the keys of every job from before the field existed stay as they were
             del job["budget"]
-        return key_of({"job": job, "preset": preset.for_series(self.series).model_params()})
+        key = {"job": job, "preset": preset.for_series(self.series).model_params()}
+        fixed = preset.conditions_of(self.series)  # other fixed conditions than the study's: other data
+        return key_of({**key, "conditions": fixed} if fixed else key)
 
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
-    s = ds.SERIES[series]
+    s = ds.get_series(series, preset)
     allowed = set(preset.transfer_domains.get(series, s.domains))
     pairs = [(a, b) for a in s.sources for b in s.domains if a != b and a in allowed and b in allowed]
     if series == "structure" and preset.structure_transfers == "figure":
@@ -87,12 +89,14 @@ def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
 
 
 def _subset(choice, everything) -> tuple:
-    return tuple(everything) if choice == "all" else tuple(choice)
+    """``everything``, or the chosen ones of it (a series run on other domains keeps those it has)."""
+    return tuple(everything) if choice == "all" else tuple(c for c in choice if c in everything)
 
 
 def grid(series: str, preset: str | Preset) -> list[Job]:
     """Every job of a series at a preset: pretrainings first, then transfers and baselines (deduplicated)."""
-    pr, s = get_preset(preset).for_series(series), ds.get_series(series)
+    pr = get_preset(preset).for_series(series)
+    s = ds.get_series(series, pr)
     lr_pre, lr_tr = pr.main_lr
     reps, transferred = range(pr.n_replicates(series)), range(pr.n_transfer_replicates(series))
     jobs = []
@@ -108,7 +112,7 @@ def grid(series: str, preset: str | Preset) -> list[Job]:
             for (lp, lt), n, fr, seed, r in itertools.product(pr.lr_pairs, pr.transfer_sizes, FREEZE_OPTIONS,
                                                                pr.seeds, transferred):
                 jobs.append(Job(series, "transfer", a, seed, lp, b, fr, lt, n, replicate=r))
-        for mix, seed in itertools.product(pr.mixtures, pr.seeds):
+        for mix, seed in itertools.product(pr.mixtures if set(MIXTURE_PAIR) <= set(s.domains) else (), pr.seeds):
             jobs.append(Job(series, "mixture", MIXTURE_PAIR[0], seed, lr_pre, MIXTURE_PAIR[1], mixture=tuple(mix)))
     pretrains = {j.pretrain_job() for j in jobs if j.kind == "transfer"}
     pretrains |= {Job(series, "pretrain", a, seed, lr_pre, replicate=r)
@@ -149,7 +153,7 @@ def _data(series: str, domain: str, split: str, preset: Preset, cache) -> tr.Dat
 
 
 def _val_sets(series: str, preset: Preset, cache) -> dict:
-    return {d: _data(series, d, "val", preset, cache) for d in ds.SERIES[series].domains}
+    return {d: _data(series, d, "val", preset, cache) for d in ds.get_series(series, preset).domains}
 
 
 def _row(job: Job, preset: Preset, device, hist: tr.History, model, **extra) -> dict:
@@ -420,8 +424,17 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
 # Models trained as one stack (``train.fit_stack``). Measured on one core (``bench train``, bf16, model-steps per
 # second against one model on the same path): 1.10x / 1.21x / 1.32x / 1.22x at K = 2 / 4 / 8 / 16 (cpu preset
 # shapes), 0.98x / 1.23x / 1.24x / 1.16x (cpu-fine). 4, not 8: 8 gains 9 % at cpu and 1 % at cpu-fine, and halves
-# the stacks that keep both cores busy at the end of a stage (the dose series has 25 pretrainings: 7 stacks of 4).
+# the stacks that keep both cores busy at the end of a stage (the dose series has 15 pretrainings: 4 stacks of 4).
+# Transfers stack by 8 (``TRANSFER_STACK_MEMBERS``): a stage of 700-900 of them keeps both cores busy whatever the
+# size, and 8 gains the 9 % (400 against 367 models an hour per core at the cpu shapes, ``bench train``).
 STACK_MEMBERS = 4
+TRANSFER_STACK_MEMBERS = 8
+
+
+def stack_members(kind: str, members: int = STACK_MEMBERS) -> int:
+    """The most models of ``kind`` one stack holds: ``members`` pretrainings, twice as many transfers, and one
+    mixture or model from scratch."""
+    return {"pretrain": members, "transfer": members * TRANSFER_STACK_MEMBERS // STACK_MEMBERS}.get(kind, 1)
 
 
 def stack_key(job: Job, pr: Preset) -> tuple:
@@ -450,7 +463,7 @@ def chunked(jobs: list[Job], pr: Preset, members: int = STACK_MEMBERS) -> list[l
         groups.setdefault(stack_key(job, pr), []).append(job)
     out = []
     for group in groups.values():
-        size = members if group[0].kind in ("pretrain", "transfer") else 1
+        size = stack_members(group[0].kind, members)
         out += [group[i:i + size] for i in range(0, len(group), size)]
     return out
 
@@ -513,7 +526,7 @@ def _cached_precisions(preset: str, cache: str) -> frozenset:
 
 
 def _check_datasets(series: str, preset: Preset, cache) -> None:
-    for domain in ds.SERIES[series].domains:
+    for domain in ds.get_series(series, preset).domains:
         for split in ds.SPLITS:
             if not ds.dataset_path(series, domain, split, preset, cache).exists():
                 raise FileNotFoundError(
@@ -713,7 +726,8 @@ def cell_table(models: pd.DataFrame, reduction: str = "median", freezes=FREEZE_O
 
 def sweep_rows(df: pd.DataFrame, preset: str | Preset) -> pd.DataFrame:
     """The defocus hyperparameter sweep (Fig 6.1): transfers from its sources to its targets, every setting."""
-    pr, s = get_preset(preset), ds.SERIES["defocus"]
+    pr = get_preset(preset)
+    s = ds.get_series("defocus", pr)
     if not len(df):
         return df
     sources, targets = _subset(pr.sweep_sources, s.sources), _subset(pr.sweep_targets, s.domains)

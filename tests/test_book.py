@@ -398,3 +398,47 @@ def test_chapters_run_side_by_side_after_the_chapters_they_show(tmp_path):
 
     with pytest.raises(RuntimeError, match="dose failed"):
         run_chapters(CHAPTERS, fails, workers=2)
+
+
+def _chart_domains(nb: dict, title: str) -> set:
+    """The source and target domains in the data of the chapter's chart titled ``title...`` (Vega-Lite)."""
+    found = set()
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            spec = output.get("data", {}).get("application/vnd.vegalite.v5+json")
+            if not spec or not json.dumps(spec.get("title", "")).startswith(json.dumps(title)[:-1]):
+                continue
+            for values in spec.get("datasets", {}).values():
+                found |= {row[k] for row in values for k in ("source", "target") if k in row}
+    return found
+
+
+def test_a_chapter_re_executed_with_other_doses_trains_only_those(smoke_cache, tmp_path):
+    """papermill -p doses: the dose chapter's heatmaps hold exactly those doses, the page says so at the top, and
+    the cache gains only their datasets and models (the CdSe scenes are shared; no other series trains)."""
+    from hrtem_tl import datasets as ds
+    from hrtem_tl import study
+
+    def files(folder):
+        root = Path(smoke_cache) / folder
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+    before = {folder: files(folder) for folder in ("scenes", "datasets", "models")}
+    out = tmp_path / "dose.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "dose.ipynb"), str(out), "-p", "preset",
+           "smoke", "-p", "cache", str(smoke_cache), "-p", "device", "cpu", "-p", "doses", "[20, 40, 80]",
+           "--cwd", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    nb = json.loads(out.read_text())
+    assert _chart_domains(nb, "Loss on the target dose") == {"20", "40", "80"}
+    text = json.dumps(nb)
+    assert "doses `20, 40, 80 e-/Å²`" in text or "doses <code>20, 40, 80 e-/Å²</code>" in text
+    assert files("scenes") == before["scenes"]
+    new_sets = files("datasets") - before["datasets"]
+    assert len(new_sets) == 6 and all(p.parts[1] == "dose" and p.name.split("-")[0] in ("20", "40", "80")
+                                      for p in new_sets)
+    pr = ds.with_parameters(ds.get_preset("smoke"), doses=[20, 40, 80])
+    new_models = files("models") - before["models"]
+    assert len(new_models) == sum(j.kind != "mixture" for j in study.grid("dose", pr))
+    assert all(p.parts[1] == "dose" for p in new_models)

@@ -223,3 +223,54 @@ def test_a_series_runs_with_its_own_pixels_and_other_series_keep_theirs():
         dose.for_series("defocus")
     with pytest.raises(ValueError, match=r"series_settings\['dose'\] sets extent; allowed: pixel_size, "):
         replace(cpu, series_settings={"dose": {"extent": 100.0}})
+
+
+def test_scientific_parameters_in_the_studys_units_become_series_domains_and_conditions():
+    """``with_parameters``: doses and defoci become the series' domains (labels in e-/Å² and Å, as the study's),
+    fixed conditions enter the datasets' conditions; the study's own values change nothing (every key stays)."""
+    cpu = ds.get_preset("cpu")
+    dose = ds.with_parameters(cpu, doses="[80, 10, 20, 40]", dose_defocus=-5)
+    assert ds.get_series("dose", dose).domains == ds.get_series("dose", dose).sources == ("10", "20", "40", "80")
+    assert ds.get_series("dose", dose).conditions("10") == {"lattice": "CdSe", "size": "cdse", "defocus": -50.0,
+                                                             "dose": 10.0}
+    assert ds.changed_parameters(dose) == {"doses": [10.0, 20.0, 40.0, 80.0], "dose_defocus": -5.0}
+    defocus = ds.with_parameters(cpu, {"defocus_values": [-20, -10, 0, 10, 20], "defocus_dose": 200})
+    assert ds.get_series("defocus", defocus).domains == ("-200", "-100", "0", "100", "200")
+    assert ds.get_series("defocus", defocus).sources == ("-100", "0", "100")  # the study's among them
+    assert ds.get_series("defocus", defocus).fixed["dose"] == 200.0
+    study = ds.study_parameters()
+    same = ds.with_parameters(cpu, study)
+    assert same.series_settings == cpu.series_settings and ds.changed_parameters(same) == {}
+    assert ds.dataset_spec("dose", "30", "val", same) == ds.dataset_spec("dose", "30", "val", cpu)
+    assert ds.parse_setting("doses=[10, 20]") == ("doses", [10, 20])
+    assert ds.parse_setting("dose_defocus=-5") == ("dose_defocus", -5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"doses": [0, 30]}, r"doses=\[0, 30\] must be a list of 2 or more distinct positive numbers \(e-/Å²\)"),
+    ({"doses": "[30]"}, r"doses=\[30\] must be a list of 2 or more distinct positive numbers"),
+    ({"doses": "thirty"}, r"doses='thirty' is not a number or a list of numbers"),
+    ({"defocus_values": [5]}, r"defocus_values=\[5\] must be a list of 2 or more distinct numbers \(nm\)"),
+    ({"defocus_values": [0, 5], "pretrain_defocus": [10]}, r"pretrain_defocus=\[10\] must be among defocus_values"),
+    ({"defocus_dose": -1}, r"defocus_dose=-1 must be a positive number \(e-/Å²\)"),
+    ({"transfer_size": 100}, r"transfer_size=100 must be a whole number of images from 1 to 32"),
+    ({"epochs": 0}, r"epochs=0 must be a whole number, 1 or more"),
+    ({"learning_rates": [1e-3]}, r"learning_rates=\[0.001\] must be two positive numbers below 1"),
+    ({"voltage": 200}, r"parameter 'voltage' is unknown; allowed: doses, dose_defocus, "),
+])
+def test_a_bad_parameter_is_one_line_naming_it_and_what_is_allowed(params, message):
+    with pytest.raises(ValueError, match=message):
+        ds.with_parameters(ds.get_preset("cpu"), params)
+
+
+def test_the_command_line_refuses_a_bad_parameter_before_writing_anything(tmp_path):
+    cache = tmp_path / "cache"
+    result = subprocess.run([sys.executable, "-m", "hrtem_tl", "simulate", "--series", "dose", "--preset", "smoke",
+                             "--cache", str(cache), "--set", "doses=[0, 10]"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: doses=[0, 10] must be a list of 2 or more distinct positive numbers (e-/Å²)"]
+    assert not cache.exists()
+    result = subprocess.run([sys.executable, "-m", "hrtem_tl", "claims", "--preset", "smoke", "--cache", str(cache),
+                             "--set", "dose=[10]"], capture_output=True, text=True)
+    assert result.returncode == 2 and "expected NAME=VALUE with NAME one of doses, dose_defocus" in result.stderr

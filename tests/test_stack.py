@@ -89,7 +89,9 @@ def test_stacks_follow_the_grid_whatever_else_is_asked_for():
     assert alone[0] in together and dose[7] in alone[0]
     assert sum(len(s) for s in study.stacks(dose, cpu)) == len(dose)
     for stack in together:
-        assert len({study.stack_key(j, cpu) for j in stack}) == 1 and 1 <= len(stack) <= study.STACK_MEMBERS
+        assert len({study.stack_key(j, cpu) for j in stack}) == 1
+        assert 1 <= len(stack) <= study.stack_members(stack[0].kind)
+    assert max(len(s) for s in together if s[0].kind == "transfer") == study.TRANSFER_STACK_MEMBERS
 
 
 def _shapes(pr):

@@ -41,6 +41,8 @@ def scorecard(ev: Evidence, n_bootstrap: int = N_BOOTSTRAP) -> pd.DataFrame:
         # one pretraining per source: the draws cannot vary P, so an interval would be a single model's luck
         single = ev.models is not None and replicates < 2 and claim.random
         word = SINGLE if single and not np.isnan(ours) else verdict(claim, ours, study, low, high)
+        if np.isnan(ours) and _other_domains(ev):  # the claim was made for domains this run does not have
+            word = NOT_APPLICABLE
         if single:
             low = high = float("nan")
         rows.append({"series": claim.series, "figure": claim.figure, "claim": claim.text, "key": claim.key,
@@ -96,7 +98,7 @@ def verdict_counts(card: pd.DataFrame) -> str:
     """``3 hold, 1 undecided, 1 contradicts`` (the words that occur)."""
     counts = card.verdict.value_counts()
     names = {"holds": "hold", SINGLE: "undecided (one pretraining per source)"}
-    order = [*VERDICTS, SINGLE, "not learned", "no verdict (test scale)", "no data"]
+    order = [*VERDICTS, SINGLE, "not learned", "no verdict (test scale)", NOT_APPLICABLE, "no data"]
     words = [w for w in order if w in counts] + sorted(set(counts.index) - set(order))
     return ", ".join(f"{counts[w]} {names.get(w, w)}" for w in words)
 
@@ -112,6 +114,13 @@ def _code_hash() -> str:
 
 
 SINGLE = "undecided (one pretraining per source: no interval)"
+NOT_APPLICABLE = "not applicable"
+
+
+def _other_domains(ev: Evidence) -> bool:
+    """Whether ``ev``'s run has other domains than the study's (``datasets.with_parameters``)."""
+    return ev.preset is not None and ev.models is not None and \
+        ds.get_series(ev.series, ev.preset).domains != ds.SERIES[ev.series].domains
 
 
 def cached_scorecard(ev: Evidence, cache=None) -> pd.DataFrame:
