@@ -164,6 +164,15 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
+def _set_domains(settings: dict, changed: bool, domains: tuple, sources: tuple) -> None:
+    """A series' domains and sources in its settings, or none when they are the study's."""
+    if changed:
+        settings.update(domains=domains, sources=sources)
+    else:
+        settings.pop("domains", None)
+        settings.pop("sources", None)
+
+
 def with_parameters(preset: Preset, settings: dict | None = None, **params) -> Preset:
     """``preset`` with scientific parameters in the study's units (``PARAMETERS``; None: the study's value),
     from a dict and/or keywords; each bad value is a one-line error naming the parameter and what is allowed.
@@ -176,18 +185,22 @@ def with_parameters(preset: Preset, settings: dict | None = None, **params) -> P
     study = study_parameters()
     per_series = {name: {k: deepcopy(v) for k, v in preset.series_settings.get(name, {}).items()} for name in SERIES}
     if "doses" in given:
-        doses = _numbers("doses", given["doses"], "e-/Å²", positive=True)
-        if doses != study["doses"]:
-            labels = tuple(_label(d) for d in sorted(doses))
-            per_series["dose"].update(domains=labels, sources=labels)
+        doses = sorted(_numbers("doses", given["doses"], "e-/Å²", positive=True))
+        _set_domains(per_series["dose"], doses != study["doses"], tuple(_label(d) for d in doses),
+                     tuple(_label(d) for d in doses))
     for name, series, key, unit, scale, positive in (
             ("dose_defocus", "dose", "defocus", "nm", 10, False), ("defocus_dose", "defocus", "dose", "e-/Å²", 1, True),
             ("structure_defocus", "structure", "defocus", "nm", 10, False),
             ("structure_dose", "structure", "dose", "e-/Å²", 1, True)):
         if name in given:
             value = _number(name, given[name], unit, positive)
+            fixed = per_series[series].setdefault("fixed", {})
             if value != study[name]:
-                per_series[series].setdefault("fixed", {})[key] = value * scale
+                fixed[key] = value * scale
+            else:  # the study's value: the study's keys
+                fixed.pop(key, None)
+            if not fixed:
+                del per_series[series]["fixed"]
     if "defocus_values" in given or "pretrain_defocus" in given:
         values = _numbers("defocus_values", given.get("defocus_values", study["defocus_values"]), "nm")
         default = [v for v in study["pretrain_defocus"] if v in values] or values
@@ -195,9 +208,10 @@ def with_parameters(preset: Preset, settings: dict | None = None, **params) -> P
         if not set(sources) <= set(values):
             raise ValueError(f"pretrain_defocus={given.get('pretrain_defocus')!r} must be among defocus_values "
                              f"({', '.join(f'{v:g}' for v in sorted(values))} nm)")
-        if sorted(values) != sorted(study["defocus_values"]) or sorted(sources) != sorted(study["pretrain_defocus"]):
-            per_series["defocus"].update(domains=tuple(_label(v * 10) for v in sorted(values)),
-                                         sources=tuple(_label(v * 10) for v in sorted(sources)))
+        changed = sorted(values) != sorted(study["defocus_values"]) or \
+            sorted(sources) != sorted(study["pretrain_defocus"])
+        _set_domains(per_series["defocus"], changed, tuple(_label(v * 10) for v in sorted(values)),
+                     tuple(_label(v * 10) for v in sorted(sources)))
     out = replace(preset, series_settings={k: v for k, v in per_series.items() if v})
     if "transfer_size" in given:
         n = given["transfer_size"]

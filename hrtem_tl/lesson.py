@@ -45,7 +45,7 @@ def minibatches(preset: str | Preset) -> int:
 
 def check(preset: Preset) -> None:
     """A one-line error when the lesson's settings do not fit the preset's series and datasets."""
-    series = ds.get_series(preset.lesson_series)
+    series = ds.get_series(preset.lesson_series, preset)  # its domains as this preset runs them
     source, target = preset.lesson_pair
     for name, value in (("source", source), ("target", target)):
         if value not in series.domains:

@@ -423,7 +423,7 @@ def test_a_chapter_re_executed_with_other_doses_trains_only_those(smoke_cache, t
         root = Path(smoke_cache) / folder
         return {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
-    before = {folder: files(folder) for folder in ("scenes", "datasets", "models")}
+    before = {folder: files(folder) for folder in ("scenes", "datasets", "models", "results/rows")}
     out = tmp_path / "dose.ipynb"
     cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "dose.ipynb"), str(out), "-p", "preset",
            "smoke", "-p", "cache", str(smoke_cache), "-p", "device", "cpu", "-p", "doses", "[20, 40, 80]",
@@ -438,7 +438,9 @@ def test_a_chapter_re_executed_with_other_doses_trains_only_those(smoke_cache, t
     new_sets = files("datasets") - before["datasets"]
     assert len(new_sets) == 6 and all(p.parts[1] == "dose" and p.name.split("-")[0] in ("20", "40", "80")
                                       for p in new_sets)
-    pr = ds.with_parameters(ds.get_preset("smoke"), doses=[20, 40, 80])
-    new_models = files("models") - before["models"]
-    assert len(new_models) == sum(j.kind != "mixture" for j in study.grid("dose", pr))
-    assert all(p.parts[1] == "dose" for p in new_models)
+    grid = study.grid("dose", ds.with_parameters(ds.get_preset("smoke"), doses=[20, 40, 80]))
+    new_weights = {p for p in files("models") - before["models"] if p.suffix == ".pt"}
+    assert len(new_weights) == sum(j.kind == "pretrain" for j in grid)  # transfers keep their rows only
+    assert all(p.parts[1] == "dose" for p in new_weights)
+    new_rows = files("results/rows") - before["results/rows"]
+    assert len(new_rows) == len(grid) and all(p.parts[0] == "dose" for p in new_rows)

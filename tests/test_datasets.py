@@ -274,3 +274,11 @@ def test_the_command_line_refuses_a_bad_parameter_before_writing_anything(tmp_pa
     result = subprocess.run([sys.executable, "-m", "hrtem_tl", "claims", "--preset", "smoke", "--cache", str(cache),
                              "--set", "dose=[10]"], capture_output=True, text=True)
     assert result.returncode == 2 and "expected NAME=VALUE with NAME one of doses, dose_defocus" in result.stderr
+
+
+def test_the_studys_values_undo_other_parameters():
+    cpu = ds.get_preset("cpu")
+    other = ds.with_parameters(cpu, doses=[10, 20], dose_defocus=-5, defocus_values=[0, 5])
+    back = ds.with_parameters(other, ds.study_parameters())
+    assert back.series_settings == cpu.series_settings and back == cpu
+    assert ds.with_parameters(cpu, doses=[600, 30, 300, 75, 150]) == cpu
