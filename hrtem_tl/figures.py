@@ -340,10 +340,11 @@ def example_viewer(examples: pd.DataFrame, size: int = 260) -> alt.Chart:
     return alt.hconcat(*panels).add_params(pick)
 
 
-def ablation_chart(table: pd.DataFrame, cell: int = 78) -> alt.Chart:
+def ablation_chart(table: pd.DataFrame, cell: int = 60) -> alt.Chart:
     """What a small study keeps: each claim a row, each arm a column; the cell's colour is the claim's verdict at
     that arm, its text the statistic (the tooltip adds the interval, the study's value, the arm's cost, learning
-    and specialisation). Claims that need transfers are left out (arms train pretrainings only)."""
+    and specialisation). A claim an arm cannot measure without transfers is left blank there (the arms but the
+    page's own preset train pretrainings only)."""
     rows = table[table.verdict != "needs transfers"].copy()
     rows["label"] = [f"{f}: {c}" if len(c) <= 58 else f"{f}: {c[:56]}…" for f, c in zip(rows.figure, rows.claim)]
     rows["text"] = [f"{s:+.2f}" if np.isfinite(s) else "–" for s in rows.statistic]
@@ -355,8 +356,9 @@ def ablation_chart(table: pd.DataFrame, cell: int = 78) -> alt.Chart:
     keep = ["arm", "label", "verdict", "text", "interval", "study", "cost", "learned", "specialises", "what"]
     data = alt.Data(values=_records(rows[keep]))
     arms = list(dict.fromkeys(rows.arm))
-    x = alt.X("arm:N", sort=arms, title=None, axis=alt.Axis(orient="top", labelAngle=0, labelLimit=cell * 2))
-    y = alt.Y("label:N", sort=list(dict.fromkeys(rows.label)), title=None, axis=alt.Axis(labelLimit=340))
+    x = alt.X("arm:N", sort=arms, title=None, axis=alt.Axis(orient="top", labelAngle=-35, labelAlign="left",
+                                                            labelLimit=180))
+    y = alt.Y("label:N", sort=list(dict.fromkeys(rows.label)), title=None, axis=alt.Axis(labelLimit=300))
     present = [v for v in VERDICT_COLOURS if v in set(rows.verdict)]
     base = alt.Chart(data).encode(x=x, y=y)
     tiles = base.mark_rect(stroke="white").encode(
@@ -368,7 +370,8 @@ def ablation_chart(table: pd.DataFrame, cell: int = 78) -> alt.Chart:
     return alt.layer(tiles, text).properties(
         width=cell * len(arms), height=24 * len(set(rows.label)),
         title=alt.TitleParams("Each claim's verdict at each shrinking", anchor="start",
-                              subtitle="after pretraining; text: the statistic; hover: its interval, the arm's cost"))
+                              subtitle="text: the statistic; hover: its interval, the arm's cost (arms other "
+                                       "than the page's own preset: pretrainings only)"))
 
 
 def pixels_by_series(preset, series_names) -> str:
@@ -404,7 +407,8 @@ def embed_html(chart: alt.TopLevelMixin, name: str | None = None) -> str:
     div = name or f"vis-{uuid.uuid4().hex[:8]}"
     spec = json.dumps(chart.to_dict())
     options = json.dumps({**EMBED_OPTIONS, "downloadFileName": div})
-    return (f'<div id="{div}" class="hrtem-chart"></div><script>(function(){{'
+    # a chart wider than the page's column scrolls inside it instead of being cut at the column's edge
+    return (f'<div id="{div}" class="hrtem-chart" style="overflow-x:auto;max-width:100%"></div><script>(function(){{'
             f'var spec={spec};'
             f'function draw(){{vegaEmbed("#{div}", spec, {options}).then(function(r){{'
             f'window.hrtemViews = window.hrtemViews || {{}}; window.hrtemViews["{div}"] = r.view;}})'

@@ -41,8 +41,11 @@ def _start(scheduler: str | None, n_workers: int):
         return Client(scheduler), None
     with dask.config.set(DASK_CONFIG):
         # workers print only CRITICAL: a task's error reaches the client as its exception, and the heartbeat
-        # "Failed to communicate with scheduler" traceback that a worker may log while the cluster closes is noise
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        # "Failed to communicate with scheduler" traceback that a worker may log while the cluster closes is noise.
+        # No dashboard, and the scheduler's own HTTP server on a free port: two clusters on one machine (two books,
+        # a test beside a book) then do not collide on port 8787 and warn on the terminal
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               scheduler_kwargs={"dashboard": False},
                                env=SINGLE_THREAD_ENV, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
 

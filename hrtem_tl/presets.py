@@ -126,8 +126,10 @@ class Preset:
         return replace(self, **fields, series=series)
 
     def conditions_of(self, series: str) -> dict:
-        """The fixed conditions this preset gives ``series`` beyond the study's ({} for the study's own)."""
-        return deepcopy(self.series_settings.get(series, {}).get("fixed", {}))
+        """What this preset images in ``series`` beyond the study's ({} for the study's own): its other fixed
+        conditions and other domains (a model's row holds its losses on every domain of its series)."""
+        settings = self.series_settings.get(series, {})
+        return deepcopy({k: settings[k] for k in ("fixed", "domains") if k in settings})
 
     def simulation_params(self) -> dict:
         """The parameters that determine the simulated data (cache keys use them)."""

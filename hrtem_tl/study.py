@@ -73,8 +73,8 @@ class Job:
         if job["budget"] is None:  # the keys of every job from before the field existed stay as they were
             del job["budget"]
         key = {"job": job, "preset": preset.for_series(self.series).model_params()}
-        fixed = preset.conditions_of(self.series)  # other fixed conditions than the study's: other data
-        return key_of({**key, "conditions": fixed} if fixed else key)
+        other = preset.conditions_of(self.series)  # other conditions or domains than the study's: other rows
+        return key_of({**key, "conditions": other} if other else key)
 
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:

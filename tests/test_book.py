@@ -408,7 +408,7 @@ def _chart_domains(nb: dict, title: str) -> set:
             spec = output.get("data", {}).get("application/vnd.vegalite.v5+json")
             if not spec or not json.dumps(spec.get("title", "")).startswith(json.dumps(title)[:-1]):
                 continue
-            for values in spec.get("datasets", {}).values():
+            for values in [spec.get("data", {}).get("values", []), *spec.get("datasets", {}).values()]:
                 found |= {row[k] for row in values for k in ("source", "target") if k in row}
     return found
 
@@ -419,20 +419,23 @@ def test_a_chapter_re_executed_with_other_doses_trains_only_those(smoke_cache, t
     from hrtem_tl import datasets as ds
     from hrtem_tl import study
 
+    cache = tmp_path / "cache"  # a copy: the session's smoke cache stays the study's for the other tests
+    shutil.copytree(smoke_cache, cache)
+
     def files(folder):
-        root = Path(smoke_cache) / folder
+        root = cache / folder
         return {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
     before = {folder: files(folder) for folder in ("scenes", "datasets", "models", "results/rows")}
     out = tmp_path / "dose.ipynb"
     cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "dose.ipynb"), str(out), "-p", "preset",
-           "smoke", "-p", "cache", str(smoke_cache), "-p", "device", "cpu", "-p", "doses", "[20, 40, 80]",
+           "smoke", "-p", "cache", str(cache), "-p", "device", "cpu", "-p", "doses", "[20, 40, 80]",
            "--cwd", str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     nb = json.loads(out.read_text())
     assert _chart_domains(nb, "Loss on the target dose") == {"20", "40", "80"}
-    text = json.dumps(nb)
+    text = json.dumps(nb, ensure_ascii=False)
     assert "doses `20, 40, 80 e-/Å²`" in text or "doses <code>20, 40, 80 e-/Å²</code>" in text
     assert files("scenes") == before["scenes"]
     new_sets = files("datasets") - before["datasets"]

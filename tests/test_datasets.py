@@ -238,6 +238,14 @@ def test_scientific_parameters_in_the_studys_units_become_series_domains_and_con
     assert ds.get_series("defocus", defocus).domains == ("-200", "-100", "0", "100", "200")
     assert ds.get_series("defocus", defocus).sources == ("-100", "0", "100")  # the study's among them
     assert ds.get_series("defocus", defocus).fixed["dose"] == 200.0
+    from hrtem_tl.study import Job
+
+    # a row holds the losses on every domain of its series: other domains or conditions, other keys
+    job = Job("dose", "pretrain", "30", 0, cpu.main_lr[0])
+    others = (cpu, ds.with_parameters(cpu, doses=[30, 40]), ds.with_parameters(cpu, dose_defocus=-5))
+    keys = {job.key(p) for p in others}
+    assert len(keys) == 3 and Job("defocus", "pretrain", "0", 0, cpu.main_lr[0]).key(dose) == \
+        Job("defocus", "pretrain", "0", 0, cpu.main_lr[0]).key(cpu)
     study = ds.study_parameters()
     same = ds.with_parameters(cpu, study)
     assert same.series_settings == cpu.series_settings and ds.changed_parameters(same) == {}

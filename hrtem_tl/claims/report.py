@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import datasets as ds
 from ..presets import Preset, command, get_preset
-from .evidence import Evidence, evidence, matrix, off_diagonal, published, spearman
+from .evidence import Evidence, MissingEvidence, evidence, matrix, off_diagonal, published, spearman
 from .registry import get_claims, measure, study_value
 from .sanity import _blocker, sanity_line
 from .verdicts import (
@@ -55,11 +55,15 @@ def scorecard(ev: Evidence, n_bootstrap: int = N_BOOTSTRAP) -> pd.DataFrame:
 
 
 def agreement(ev: Evidence, stage: str, domains=None) -> float:
-    """Spearman rank correlation between our median cells and the published ones (freeze "all", matched cells)."""
+    """Spearman rank correlation between our median cells and the published ones (freeze "all", matched cells);
+    NaN when fewer than three cells match (a run on other domains than the study's)."""
     ours = off_diagonal(matrix(ev, stage, domains=domains)).rename("ours")
     ref = matrix(published(ev.series), stage, domains=domains).stack().rename("paper")
     both = pd.concat([ours, ref], axis=1, join="inner").dropna()
-    return spearman(both.ours, both.paper)
+    try:
+        return spearman(both.ours, both.paper)
+    except MissingEvidence:
+        return float("nan")
 
 
 def _fmt(x: float, sign: bool = True) -> str:
