@@ -471,8 +471,9 @@ def simulate_series(series: str = "all", preset: str | Preset = "cpu", cache=Non
     names, pr = series_names(series), get_preset(preset)
     sim.check_device(device)
     missing = [s for s in all_scene_specs(names, pr) if load_or_none(scene_path(s, cache)) is None]
-    for shape in {pr.for_series(name).image_pixels: pr.for_series(name) for name in names}.values() if missing else ():
-        plan_fftw(shape, cache)
+    if missing:  # one set of plans per output size (a series may run on pixels of its own)
+        for resolved in {p.image_pixels: p for p in map(pr.for_series, names)}.values():
+            plan_fftw(resolved, cache)
     run_tasks(simulate_scene, missing, dict(cache=str(cache_dir(cache)), device=device), scheduler=scheduler,
               desc="scenes", progress=progress, gpu=device == "cuda", unit="scene")
     every = [(name, domain, split) for name in names for domain in get_series(name, pr).domains for split in SPLITS]
