@@ -321,18 +321,22 @@ def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
                 T_study=hist.study[job.target][t_epoch])
 
 
-def _scratch(job: Job, pr: Preset, cache, dev) -> dict:
-    """Baseline of the hands-on chapter: a fresh U-Net trained on ``transfer_size`` target images only, with a
-    pretraining's budget (``epochs`` epochs of ``epoch_crops`` crops) at the pretraining learning rate; scored like
-    a transfer (the target's validation loss at its best epoch)."""
-    train = _data(job.series, job.target, "train", pr, cache).take(job.transfer_size)
-    val = _val_sets(job.series, pr, cache)
-    model = tr.new_model(pr.width, job.train_seed())
-    hist = tr.fit(model, train, {job.target: val[job.target]},
-                  _config(job, pr, job.lr_pretrain, pr.epochs, len(train)), job.target, dev)
-    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
-    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
-                T_study=hist.study[job.target][t_epoch])
+def _scratch(jobs: list[Job], pr: Preset, cache, dev) -> list[dict]:
+    """Baseline of the hands-on chapter: fresh U-Nets (one stack) trained on ``transfer_size`` target images only,
+    with a pretraining's budget (``epochs`` epochs of ``epoch_crops`` crops) at the pretraining learning rate;
+    scored like a transfer (the target's validation loss at its best epoch)."""
+    val = _val_sets(jobs[0].series, pr, cache)
+    models = [tr.new_model(pr.width, job.train_seed()) for job in jobs]
+    trains = [_data(job.series, job.target, "train", pr, cache).take(job.transfer_size) for job in jobs]
+    cfgs = [_config(job, pr, job.lr_pretrain, pr.epochs, len(t)) for job, t in zip(jobs, trains)]
+    hists = tr.fit_stack(models, trains, [{job.target: val[job.target]} for job in jobs], cfgs,
+                         [job.target for job in jobs], dev)
+    rows = []
+    for job, hist, model in zip(jobs, hists, models):
+        t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+        rows.append(_row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
+                         T_study=hist.study[job.target][t_epoch]))
+    return rows
 
 
 ROW_KEYS = ("series", "kind", "source", "seed", "key", "preset")  # every results row has these
@@ -386,7 +390,7 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
               threads: int | None = None) -> list[dict]:
     """Train the unfinished ``jobs`` (one :func:`stack_key`: pretrainings, or transfers of one freezing option) as
     one stacked network, write each model and row as its own artefact, and return their rows in order. A
-    mixture or a model from scratch trains alone. A killed stack leaves its finished neighbours' rows; its own
+    mixture trains alone. A killed stack leaves its finished neighbours' rows; its own
     models run again."""
     import torch
 
@@ -413,8 +417,10 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
             made = _pretrain(jobs, pr, cache, dev, keep=set(todo))
         elif kind == "transfer":
             made = _transfer(jobs, pr, cache, dev, threads)
+        elif kind == "scratch":
+            made = _scratch(jobs, pr, cache, dev)
         else:
-            made = [_scratch(j, pr, cache, dev) if kind == "scratch" else _mixture(j, pr, cache, dev) for j in jobs]
+            made = [_mixture(j, pr, cache, dev) for j in jobs]
         for i in todo:
             atomic_write(row_path(jobs[i], pr, cache), lambda tmp, row=made[i]: Path(tmp).write_text(json.dumps(row)))
             rows[i] = made[i]
@@ -432,17 +438,21 @@ TRANSFER_STACK_MEMBERS = 8
 
 
 def stack_members(kind: str, members: int = STACK_MEMBERS) -> int:
-    """The most models of ``kind`` one stack holds: ``members`` pretrainings, twice as many transfers, and one
-    mixture or model from scratch."""
-    return {"pretrain": members, "transfer": members * TRANSFER_STACK_MEMBERS // STACK_MEMBERS}.get(kind, 1)
+    """The most models of ``kind`` one stack holds: ``members`` pretrainings, twice as many transfers or models
+    from scratch, and one mixture."""
+    per_transfer = members * TRANSFER_STACK_MEMBERS // STACK_MEMBERS
+    return {"pretrain": members, "transfer": per_transfer, "scratch": per_transfer}.get(kind, 1)
 
 
 def stack_key(job: Job, pr: Preset) -> tuple:
     """Jobs with one stack key can train as one stack: the same series, kind, freezing option, learning rates,
-    transfer size, budget and minibatches. Mixtures and models from scratch never stack."""
-    if job.kind in ("mixture", "scratch"):
+    budget and minibatches, and the same transfer size unless they train a pretraining's budget (the hands-on
+    chapter's transfers and models from scratch: every size trains as many minibatches an epoch). Mixtures never
+    stack."""
+    if job.kind == "mixture":
         return (job.kind, job.key(pr))
-    return (job.series, job.kind, job.freeze, job.lr_pretrain, job.lr_transfer, job.transfer_size, job.budget,
+    size = None if job.budget == "pretraining" or job.kind == "scratch" else job.transfer_size
+    return (job.series, job.kind, job.freeze, job.lr_pretrain, job.lr_transfer, size, job.budget,
             minibatches(job, pr, train_images(job, pr)))
 
 

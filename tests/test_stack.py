@@ -163,3 +163,23 @@ def test_time_boxes_read_a_whole_book_built_from_an_empty_cache(tmp_path):
         "pretrainings 5.2 min, transfers 7.0 min for every series, then this page's own run")
     record_timing(f"chapter dose {EMPTY_CACHE}", "class", 138.0, tmp_path)
     assert empty_cache_times("dose", tmp_path).endswith("; 2.3 min at preset class")
+
+
+def test_the_hands_on_models_of_every_size_stack_with_a_pretrainings_budget():
+    """The hands-on chapter's equal-budget models (transfers of one freezing option, models from scratch) train as
+    many minibatches an epoch whatever their target-set size, so the sizes stack together; a mixture stays alone
+    and the study-budget transfers stack by size (their minibatches differ)."""
+    from hrtem_tl import lesson
+
+    cpu = get_preset("cpu")
+    jobs = [j for j in lesson.grid(cpu) + lesson.variant_grid(cpu, "protocol") if j.kind != "pretrain"]
+    stacks = study.stacks(jobs, cpu)
+    scratch = [s for s in stacks if s[0].kind == "scratch"]
+    assert len(scratch) == 1 and {j.transfer_size for j in scratch[0]} == set(cpu.lesson_sizes)
+    budget = [s for s in stacks if s[0].budget == "pretraining"]
+    assert len(budget) == 3 and all({j.transfer_size for j in s} == set(cpu.lesson_sizes) for s in budget)
+    assert all(len({j.transfer_size for j in s}) == 1 for s in stacks if s[0].kind == "transfer" and not s[0].budget)
+    per_epoch = {study.minibatches(j, cpu, j.transfer_size) for s in scratch + budget for j in s}
+    assert len(per_epoch) == 1
+    mixtures = [j for j in study.grid("defocus", cpu) if j.kind == "mixture"]
+    assert all(len(s) == 1 for s in study.stacks(mixtures, cpu))
