@@ -43,6 +43,9 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 defocus_values = None  # nm, a list (default: the study's -25 to +25 in 5 nm steps)
 pretrain_defocus = None  # nm, which of them pretrain (default: the study's -10, -5, 0, +5, +10 among them)
 defocus_dose = None  # e-/Å², the fixed dose (default: the study's 400)
+voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
+cs = None  # mm, the spherical aberration (default: the study's 0)
+focal_spread = None  # Å, the focal spread (default: the study's 10)
 transfer_size = None  # target images per transfer (default: the preset's)
 epochs = None  # epochs per training stage (default: the preset's)
 learning_rates = None  # (pretraining, transfer) (default: the preset's)
@@ -59,8 +62,9 @@ from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, defocus_values=defocus_values,
-                             pretrain_defocus=pretrain_defocus, defocus_dose=defocus_dose,
-                             transfer_size=transfer_size, epochs=epochs, learning_rates=learning_rates)
+                              pretrain_defocus=pretrain_defocus, defocus_dose=defocus_dose, voltage=voltage, cs=cs,
+                              focal_spread=focal_spread, transfer_size=transfer_size, epochs=epochs,
+                              learning_rates=learning_rates)
 pr = pr.for_series("defocus")
 clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)
@@ -199,14 +203,14 @@ figures.show(figures.distribution_chart(ood_long, "stage", "", column="source", 
 # ## Beside the published values
 
 # %% tags=["hide-input"]
-figures.glue_value("defocus_rank_p", claims.agreement(evidence, "P"))
-figures.glue_value("defocus_rank_t", claims.agreement(evidence, "T"))
-figures.show(figures.reference_heatmaps(claims.reference_cells("defocus"), "defocus", series.domains, cell=18),
-             "defocus_reference")
+figures.glue_value("defocus_rank_p", figures.rank_text(claims.agreement(evidence, "P")))
+figures.glue_value("defocus_rank_t", figures.rank_text(claims.agreement(evidence, "T")))
+figures.published_beside(claims.reference_cells("defocus"), "defocus", series.domains, "defocus_reference",
+                         cell=18)
 
 # %% [markdown]
 # Spearman rank correlation with the published cells (median over their freezing options, transfer sizes and
-# learning rates): P {glue:text}`defocus_rank_p:.2f`, T {glue:text}`defocus_rank_t:.2f`.
+# learning rates): P {glue:text}`defocus_rank_p`, T {glue:text}`defocus_rank_t`.
 #
 # ## The claims of this chapter
 
@@ -228,7 +232,8 @@ figures.Scorecard(card)
 from hrtem_tl import optics
 
 for domain in ("-100", "0", "250"):
-    figures.glue_value(f"defocus_contrast_{domain}", optics.fringe_contrast(float(domain), "CdSe", pr.pixel_size))
+    figures.glue_value(f"defocus_contrast_{domain}", optics.fringe_contrast(float(domain), "CdSe", pr.pixel_size,
+                                                                               **pr.microscope))
 figures.glue_value("defocus_sd_nm", datasets.DEFOCUS_SD / 10)
 
 # %% [markdown] tags=["solution"]

@@ -44,6 +44,9 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 doses = None  # e-/Å², a list (default: the study's 30, 75, 150, 300, 600)
 dose_defocus = None  # nm, the fixed defocus (default: the study's -10)
+voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
+cs = None  # mm, the spherical aberration (default: the study's 0)
+focal_spread = None  # Å, the focal spread (default: the study's 10)
 transfer_size = None  # target images per transfer (default: the preset's)
 epochs = None  # epochs per training stage (default: the preset's)
 learning_rates = None  # (pretraining, transfer) (default: the preset's)
@@ -56,7 +59,8 @@ from hrtem_tl.book import ChapterClock
 from hrtem_tl.presets import get_preset
 
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, doses=doses, dose_defocus=dose_defocus,
-                             transfer_size=transfer_size, epochs=epochs, learning_rates=learning_rates)
+                              voltage=voltage, cs=cs, focal_spread=focal_spread, transfer_size=transfer_size,
+                              epochs=epochs, learning_rates=learning_rates)
 pr = pr.for_series("dose")
 clock = ChapterClock("dose", pr, cache)
 results = study.results("dose", pr, cache, device)
@@ -122,13 +126,13 @@ figures.show(figures.distance_chart(claims.distance_cells(evidence),
 # twice, so only their pattern is comparable with ours.
 
 # %% tags=["hide-input"]
-figures.glue_value("dose_rank_p", claims.agreement(evidence, "P"))
-figures.glue_value("dose_rank_t", claims.agreement(evidence, "T"))
-figures.show(figures.reference_heatmaps(claims.reference_cells("dose"), "dose", order), "dose_reference")
+figures.glue_value("dose_rank_p", figures.rank_text(claims.agreement(evidence, "P")))
+figures.glue_value("dose_rank_t", figures.rank_text(claims.agreement(evidence, "T")))
+figures.published_beside(claims.reference_cells("dose"), "dose", order, "dose_reference")
 
 # %% [markdown]
 # Spearman rank correlation between our median cells and the published ones (off-diagonal cells):
-# P {glue:text}`dose_rank_p:.2f`, T {glue:text}`dose_rank_t:.2f`.
+# P {glue:text}`dose_rank_p`, T {glue:text}`dose_rank_t`.
 #
 # ## The claims of this chapter
 #

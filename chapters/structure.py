@@ -40,8 +40,13 @@ device = "auto"  # auto | cpu | cuda
 seeds = None  # training seeds, e.g. "0,1" (default: the preset's)
 static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
+lattices = None  # materials: built-in lattices (the study's nine, Au) or CIF files (default: the study's nine)
+cif_label_blur = None  # Å, the label's Gaussian sigma for CIF materials (default 1.6, the study's for most)
 structure_defocus = None  # nm, the fixed defocus (default: the study's -10)
 structure_dose = None  # e-/Å², the fixed dose (default: the study's 300)
+voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
+cs = None  # mm, the spherical aberration (default: the study's 0)
+focal_spread = None  # Å, the focal spread (default: the study's 10)
 transfer_size = None  # target images per transfer (default: the preset's)
 epochs = None  # epochs per training stage (default: the preset's)
 learning_rates = None  # (pretraining, transfer) (default: the preset's)
@@ -54,16 +59,16 @@ from hrtem_tl import claims, datasets, figures, study
 from hrtem_tl.book import ChapterClock
 from hrtem_tl.model import FREEZE_OPTIONS
 from hrtem_tl.presets import get_preset
-from hrtem_tl.structures import LATTICES
 
-pr = datasets.with_parameters(get_preset(preset, seeds), settings, structure_defocus=structure_defocus,
-                             structure_dose=structure_dose, transfer_size=transfer_size, epochs=epochs,
-                             learning_rates=learning_rates)
+pr = datasets.with_parameters(get_preset(preset, seeds), settings, lattices=lattices, cif_label_blur=cif_label_blur,
+                              structure_defocus=structure_defocus, structure_dose=structure_dose, voltage=voltage,
+                              cs=cs, focal_spread=focal_spread, transfer_size=transfer_size, epochs=epochs,
+                              learning_rates=learning_rates)
 pr = pr.for_series("structure")
 clock = ChapterClock("structure", pr, cache)
 results = study.results("structure", pr, cache, device)
 evidence = claims.evidence("structure", results, pr)
-small = [f"{name}_small" for name in LATTICES]
+small = [f"{name}_small" for name in claims.lattice_names(evidence)]
 models = study.model_table(results, "structure", pr)
 card = claims.glue_scorecard(evidence, figures.glue_value, cache=cache)
 figures.run_parameters(pr, device)
@@ -126,14 +131,14 @@ figures.show(figures.distribution_chart(pd.DataFrame(size_rows), "pairing", "pre
 # ## Beside the published values
 
 # %% tags=["hide-input"]
-figures.glue_value("struct_rank_p", claims.agreement(evidence, "P", small))
-figures.glue_value("struct_rank_t", claims.agreement(evidence, "T", small))
-figures.show(figures.reference_heatmaps(claims.reference_cells("structure"), "structure", small, cell=18),
-             "structure_reference")
+figures.glue_value("struct_rank_p", figures.rank_text(claims.agreement(evidence, "P", small)))
+figures.glue_value("struct_rank_t", figures.rank_text(claims.agreement(evidence, "T", small)))
+figures.published_beside(claims.reference_cells("structure"), "structure", small, "structure_reference",
+                         cell=18)
 
 # %% [markdown]
-# Spearman rank correlation with the published small-particle cells: P {glue:text}`struct_rank_p:.2f`,
-# T {glue:text}`struct_rank_t:.2f`.
+# Spearman rank correlation with the published small-particle cells: P {glue:text}`struct_rank_p`,
+# T {glue:text}`struct_rank_t`.
 #
 # ## The claims of this chapter
 
@@ -147,26 +152,28 @@ figures.Scorecard(card)
 #
 # :::{exercise}
 # :label: structure-pick
-# You must segment Ag nanoparticles but have labelled images of other lattices only. Which would you pretrain on,
-# and why? Check your answer against the P heatmap.
+# You must segment {glue:text}`structure_pick_target` nanoparticles but have labelled images of other lattices
+# only. Which would you pretrain on, and why? Check your answer against the P heatmap.
 # :::
 
 # %% tags=["solution", "remove-cell"]
-from hrtem_tl.structures import LATTICES as _LATTICES
-
+target = "Ag_small" if "Ag_small" in small else small[0]  # the study's example, or this run's first material
 p_cells = study.cell_table(models).set_index(["source", "target"]).P_study
-column = {s: p_cells[(s, "Ag_small")] for s in small if s != "Ag_small" and (s, "Ag_small") in p_cells}
+column = {s: p_cells[(s, target)] for s in small if s != target and (s, target) in p_cells}
 best = min(column, key=column.get)
+figures.glue_value("structure_pick_target", target.replace("_small", ""))
+figures.glue_value("structure_pick_symmetry", claims.lattice_of(evidence, target.replace("_small", "")).structure)
 figures.glue_value("structure_best_for_ag", best.replace("_small", ""))
 figures.glue_value("structure_best_for_ag_loss", column[best])
-figures.glue_value("structure_best_symmetry", _LATTICES[best.replace("_small", "")].structure)
+figures.glue_value("structure_best_symmetry", claims.lattice_of(evidence, best.replace("_small", "")).structure)
 figures.glue_value("structure_ag_all", ", ".join(f"{s.replace('_small', '')} {v:.3f}"
                                                  for s, v in sorted(column.items(), key=lambda kv: kv[1])))
 
 # %% [markdown] tags=["solution"]
 # :::{solution} structure-pick
 # :class: dropdown
-# Ag is face-centred cubic, like Cu. Median P on small Ag particles per pretraining lattice, best first:
+# {glue:text}`structure_pick_target` is of the {glue:text}`structure_pick_symmetry` class. Median P on its small
+# particles per pretraining lattice, best first:
 # {glue:text}`structure_ag_all`. The best here is **{glue:text}`structure_best_for_ag`**
 # ({glue:text}`structure_best_symmetry`). The study found lattices of the same crystal symmetry transfer well to
 # each other; this run's test of that claim: {glue:text}`claim_structure_symmetry_run:+.2f`

@@ -107,8 +107,8 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     from . import console
     from .cache import cache_dir
-    from .datasets import parse_setting, with_parameters
-    from .presets import command, get_preset
+    from .datasets import command, parse_setting, with_parameters
+    from .presets import get_preset
 
     if args.command == "bench":
         from . import bench as benchmarks

@@ -288,6 +288,42 @@ def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2
         print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, {'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h "
               f"per core against {base:.0f} for the step before stacking: {ours / base:.2f}x baseline", flush=True)
     bench_pretraining(device=device)
+    bench_evaluation(device=device)
+
+
+def bench_evaluation(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 8), repeats: int = 3) -> None:
+    """Whole-image evaluation (what every epoch of a transfer and every scoring runs) on one core: member-images
+    per second at each preset's validation side, in the layout and batch the code picks (``train.memory_format``
+    without gradients, ``train.eval_batch``) against the ones it used before (the default layout above 256 px,
+    2^21 pixels an image set whatever the members)."""
+    import torch
+
+    from .model import UNet
+    from .train import _autocast, eval_batch, memory_format, pick_device
+
+    dev = pick_device(device)
+    if dev.type != "cpu":
+        print(f"device {dev}: this bench measures CPU cores")
+        return
+    torch.set_num_threads(1)
+    print("evaluation, one core: preset  side  K  before (member-images/s)  now  speed-up")
+    sides = dict.fromkeys([get_preset(n).for_series(s).image_pixels for n in presets for s in ("dose", "structure")])
+    for side in sides:
+        for k in members:
+            net = UNet(get_preset(presets[0]).width, members=k).eval()
+            timings = {}
+            for label, fmt, batch in (("before", memory_format(dev, side), max(1, 2 ** 21 // side ** 2)),
+                                      ("now", memory_format(dev, side, training=False), eval_batch(side, k))):
+                net = net.to(memory_format=fmt)
+                x = torch.randn(batch, k, side, side).contiguous(memory_format=fmt)
+                with torch.no_grad(), _autocast(dev):
+                    net(x)
+                    start = time.perf_counter()
+                    for _ in range(repeats):
+                        net(x)
+                timings[label] = batch * k * repeats / (time.perf_counter() - start)
+            print(f"evaluation {side:4d} px  K={k:2d}  {timings['before']:8.1f}  {timings['now']:8.1f}  "
+                  f"{timings['now'] / timings['before']:.2f}x", flush=True)
 
 
 def bench_pretraining(preset: str = "cpu", device: str = "auto") -> None:

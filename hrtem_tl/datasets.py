@@ -19,7 +19,8 @@ import numpy as np
 from . import simulate as sim
 from . import structures as st
 from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
-from .presets import Preset, command, get_preset
+from .presets import Preset, get_preset
+from .presets import command as preset_command
 
 DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
 LABEL_LEVEL = 0.1  # the blurred label is a particle where > 0.1: its area then matches the projected discs
@@ -89,8 +90,16 @@ PARAMETERS = {
     "defocus_values": ("defocus", "nm", "the defocus series' defoci, two or more"),
     "pretrain_defocus": ("defocus", "nm", "the defoci that pretrain, among defocus_values"),
     "defocus_dose": ("defocus", "e-/Å²", "the defocus series' fixed dose"),
+    "lattices": ("structure", "", "the structure series' materials: built-in lattices (the study's nine and Au) or "
+                 "CIF files, each a small- and a large-particle domain"),
+    "cif_label_blur": ("structure", "Å", "the label's Gaussian sigma for materials read from a CIF (default 1.6, "
+                       "the study's for six of its nine materials)"),
     "structure_defocus": ("structure", "nm", "the structure series' fixed defocus"),
     "structure_dose": ("structure", "e-/Å²", "the structure series' fixed dose"),
+    "voltage": (None, "kV", "the accelerating voltage, 60-300 (the study's 300)"),
+    "cs": (None, "mm", "the spherical aberration (the study's 0: an aberration-corrected microscope)"),
+    "focal_spread": (None, "Å", "the focal spread, abTEM's 1/e half-width of the defocus distribution (the "
+                     "study's 10)"),
     "transfer_size": (None, "images", "target images of a transfer (dose, structure and the defocus heatmaps)"),
     "epochs": (None, "", "epochs of each training stage"),
     "learning_rates": (None, "", "(pretraining, transfer) learning rates of the dose, structure and defocus heatmaps"),
@@ -103,10 +112,20 @@ def study_parameters(preset: Preset | None = None) -> dict:
     out = {"doses": [float(d) for d in dose.domains], "dose_defocus": dose.fixed["defocus"] / 10,
            "defocus_values": [float(d) / 10 for d in defocus.domains],
            "pretrain_defocus": [float(d) / 10 for d in defocus.sources], "defocus_dose": defocus.fixed["dose"],
+           "lattices": list(dict.fromkeys(d.rsplit("_", 1)[0] for d in structure.domains)),
+           "cif_label_blur": _cif_label_blur(preset),
            "structure_defocus": structure.fixed["defocus"] / 10, "structure_dose": structure.fixed["dose"]}
+    scope = sim.microscope({"microscope": preset.microscope} if preset is not None else None)
+    out.update(voltage=scope["energy"] / 1e3, cs=scope["cs"] / 1e7, focal_spread=scope["focal_spread"])
     if preset is not None:
         out.update(transfer_size=preset.transfer_size, epochs=preset.epochs, learning_rates=list(preset.main_lr))
     return out
+
+
+def _cif_label_blur(preset: Preset | None) -> float:
+    """The label sigma (Å) of the CIF materials a preset images (the default when it images none)."""
+    crystals = preset.series_settings.get("structure", {}).get("crystals", {}) if preset is not None else {}
+    return next((c["label_blur"] for c in crystals.values()), st.CIF_LABEL_BLUR)
 
 
 def changed_parameters(preset: Preset) -> dict:
@@ -115,14 +134,34 @@ def changed_parameters(preset: Preset) -> dict:
     return {k: v for k, v in study_parameters(preset).items() if k in study and v != study[k]}
 
 
+def command(verb: str, series: str, preset: Preset, cache=None) -> str:
+    """The whole command that makes what is missing (``presets.command``) with ``--set`` for every scientific
+    parameter the preset runs with that is not the study's (a CIF material by its file name: give its path)."""
+    import shlex
+
+    crystals = preset.series_settings.get("structure", {}).get("crystals", {})
+
+    def shown(name, value):
+        if isinstance(value, list):
+            items = [f"{v}.cif" if name == "lattices" and v in crystals else v for v in value]
+            return ",".join(v if isinstance(v, str) else f"{v:g}" for v in items)
+        return f"{value:g}"
+
+    sets = [f"--set {shlex.quote(f'{k}={shown(k, v)}')}" for k, v in changed_parameters(preset).items()]
+    return " ".join([preset_command(verb, series, preset, cache), *sets])
+
+
 def parse_value(name: str, value):
     """A parameter's value from the command line or papermill (``"[10, 20]"``, ``"-5"``) or Python."""
     if isinstance(value, str):
         import ast
 
         try:
-            return ast.literal_eval(value.strip())
+            parsed = ast.literal_eval(value.strip())
+            return list(parsed) if isinstance(parsed, tuple) else parsed  # "10,20": a list
         except (ValueError, SyntaxError):
+            if name == "lattices":  # names and paths without quotes: Cu,Au,my/oxide.cif
+                return [part.strip() for part in value.split(",") if part.strip()]
             raise ValueError(f"{name}={value!r} is not a number or a list of numbers") from None
     return value
 
@@ -173,6 +212,67 @@ def _set_domains(settings: dict, changed: bool, domains: tuple, sources: tuple) 
         settings.pop("sources", None)
 
 
+def _set_lattices(settings: dict, lattices, label_blur: float, study: list) -> None:
+    """The structure series' domains for ``lattices`` (built-in names or CIF paths), with the cells of the CIF
+    materials (``crystals``) that its scene specs carry."""
+    if isinstance(lattices, str):
+        lattices = [lattices]
+    if not isinstance(lattices, (list, tuple)) or not lattices or not all(isinstance(x, str) for x in lattices):
+        raise ValueError(f"lattices={lattices!r} must be a list of one or more lattice names "
+                         f"({', '.join([*st.LATTICES, *st.EXTRA_LATTICES])}) or CIF files")
+    names, crystals, known = [], {}, settings.get("crystals", {})
+    for item in lattices:
+        if item in known:  # a CIF material this preset already images, by its name
+            crystals[item] = known[item]
+            names.append(item)
+        elif item.lower().endswith(".cif") or os.sep in item:
+            crystal = st.read_cif(item, label_blur)
+            crystals[crystal.name] = crystal.as_spec()
+            names.append(crystal.name)
+        elif item in st.LATTICES or item in st.EXTRA_LATTICES:
+            names.append(item)
+        else:
+            raise ValueError(f"lattices: {item!r} is neither a built-in lattice ("
+                             f"{', '.join([*st.LATTICES, *st.EXTRA_LATTICES])}) nor a CIF file (*.cif)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"lattices={list(lattices)!r} names a material twice")
+    settings.pop("crystals", None)
+    domains = tuple(f"{n}_{size}" for n in names for size in ("small", "large"))
+    _set_domains(settings, names != study, domains, domains)
+    if crystals:
+        settings["crystals"] = crystals
+
+
+VOLTAGE_RANGE = (60.0, 300.0)  # kV: the accelerating voltages of HRTEM instruments
+MAX_CS = 10.0  # mm: uncorrected objective lenses have 0.5-3 mm
+MAX_FOCAL_SPREAD = 200.0  # Å
+
+
+def _microscope(current: dict, given: dict) -> dict:
+    """The preset's ``microscope`` with the given voltage (kV), cs (mm) and focal_spread (Å): the entries that
+    differ from the study's (``simulate.MICROSCOPE``), in eV and Å."""
+    out = dict(current)
+    for name, key, scale, check, allowed in (
+            ("voltage", "energy", 1e3, lambda v: VOLTAGE_RANGE[0] <= v <= VOLTAGE_RANGE[1],
+             f"from {VOLTAGE_RANGE[0]:g} to {VOLTAGE_RANGE[1]:g} kV"),
+            ("cs", "cs", 1e7, lambda v: abs(v) <= MAX_CS, f"from -{MAX_CS:g} to {MAX_CS:g} mm"),
+            ("focal_spread", "focal_spread", 1.0, lambda v: 0 <= v <= MAX_FOCAL_SPREAD,
+             f"from 0 to {MAX_FOCAL_SPREAD:g} Å")):
+        if name not in given:
+            continue
+        try:
+            value = float(given[name])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (np.isfinite(value) and check(value)):
+            raise ValueError(f"{name}={given[name]!r} must be a number {allowed}")
+        if value * scale == sim.MICROSCOPE[key]:
+            out.pop(key, None)  # the study's value: the study's keys
+        else:
+            out[key] = value * scale
+    return out
+
+
 def with_parameters(preset: Preset, settings: dict | None = None, **params) -> Preset:
     """``preset`` with scientific parameters in the study's units (``PARAMETERS``; None: the study's value),
     from a dict and/or keywords; each bad value is a one-line error naming the parameter and what is allowed.
@@ -212,7 +312,12 @@ def with_parameters(preset: Preset, settings: dict | None = None, **params) -> P
             sorted(sources) != sorted(study["pretrain_defocus"])
         _set_domains(per_series["defocus"], changed, tuple(_label(v * 10) for v in sorted(values)),
                      tuple(_label(v * 10) for v in sorted(sources)))
-    out = replace(preset, series_settings={k: v for k, v in per_series.items() if v})
+    if "lattices" in given or "cif_label_blur" in given:
+        _set_lattices(per_series["structure"], given.get("lattices", study["lattices"]),
+                      _number("cif_label_blur", given.get("cif_label_blur", st.CIF_LABEL_BLUR), "Å", positive=True),
+                      study["lattices"])
+    out = replace(preset, series_settings={k: v for k, v in per_series.items() if v},
+                  microscope=_microscope(preset.microscope, given))
     if "transfer_size" in given:
         n = given["transfer_size"]
         most = min(out.n_train, out.structure_train)
@@ -257,8 +362,18 @@ def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
     else:
         kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
     scale = {"large": preset.large_train_scale if split == "train" else 1}
-    return [{"lattice": lat, "size": size, "split": split, "index": i, "sim": preset.simulation_params()}
-            for lat, size in kinds for i in range(count * scale.get(size, 1))]
+    crystals = preset.series_settings.get(series.name, {}).get("crystals", {})  # CIF materials: their cells
+    specs = [{"lattice": lat, "size": size, "split": split, "index": i, "sim": preset.simulation_params()}
+             for lat, size in kinds for i in range(count * scale.get(size, 1))]
+    for spec in specs:
+        if spec["lattice"] in crystals:
+            spec["crystal"] = deepcopy(crystals[spec["lattice"]])
+    return specs
+
+
+def lattice_of(spec: dict):
+    """The lattice of a scene spec: a built-in one by name, or the crystal (from a CIF) the spec holds."""
+    return st.Crystal.from_spec(spec["crystal"]) if "crystal" in spec else st.get_lattice(spec["lattice"])
 
 
 def _seed(spec: dict) -> int:
@@ -287,7 +402,7 @@ def build_scene(spec: dict, rng: np.random.Generator) -> tuple[st.Scene, int]:
     while True:
         radii = rng.uniform(*_radius_range(spec), size=n)
         try:
-            return st.make_scene(spec["lattice"], radii, p["extent"], thickness, rng, max_faults=faults), n
+            return st.make_scene(lattice_of(spec), radii, p["extent"], thickness, rng, max_faults=faults), n
         except ValueError:
             if n == 1:
                 raise
@@ -325,20 +440,23 @@ def plan_fftw(preset: Preset, cache=None) -> None:
                                               lambda: sim.batched_inverse_fft((sim.CALIBRATION_BATCH, *out))])
 
 
-def image_scene(scene: st.Scene, sim_params: dict, lattice: str, seed: int, exit_waves=None) -> dict:
+def image_scene(scene: st.Scene, sim_params: dict, lattice, seed: int, exit_waves=None) -> dict:
     """The imaging of one scene: exit waves (each phonon configuration), the particles-in-vacuum wave, both on
     the output pixel; the label mask; the calibrated zero defocus (Å). ``exit_waves`` defaults to
     ``simulate.exit_waves`` on the CPU (the benchmark passes plain abTEM's)."""
     p = sim_params
     exit_waves = exit_waves or sim.exit_waves
     factor = int(round(p["pixel_size"] / p["sim_sampling"]))
-    waves = exit_waves(scene.atoms, p["sim_sampling"], p["slice_thickness"], p["n_phonons"], seed % 2**31)
+    optics = sim.microscope(p)  # the study's unless the preset sets another
+    waves = exit_waves(scene.atoms, p["sim_sampling"], p["slice_thickness"], p["n_phonons"], seed % 2**31,
+                       energy=optics["energy"])
     # the label and the calibration come from abTEM's exact band limit (a small share of the cost)
-    vacuum = exit_waves(scene.particles, p["sim_sampling"], p["slice_thickness"], 0, 0, exact=True)
+    vacuum = exit_waves(scene.particles, p["sim_sampling"], p["slice_thickness"], 0, 0, exact=True,
+                        energy=optics["energy"])
     waves, vacuum = sim.fourier_crop(waves, factor), sim.fourier_crop(vacuum, factor)[0]
-    soft = sim.soft_label(vacuum, p["pixel_size"], st.get_lattice(lattice).label_blur)
+    soft = sim.soft_label(vacuum, p["pixel_size"], st.get_lattice(lattice).label_blur)  # a name or a lattice
     return {"waves": waves, "vacuum": vacuum, "mask": (soft > LABEL_LEVEL).astype(np.uint8),
-            "zero_defocus": sim.calibrate_zero_defocus(vacuum, p["pixel_size"])}
+            "zero_defocus": sim.calibrate_zero_defocus(vacuum, p["pixel_size"], **optics)}
 
 
 def simulate_scene(spec: dict, cache=None, device: str = "cpu") -> str:
@@ -354,11 +472,12 @@ def simulate_scene(spec: dict, cache=None, device: str = "cpu") -> str:
     seed = _seed(spec)
     rng = np.random.default_rng(seed)
     scene, n = build_scene(spec, rng)
-    arrays = image_scene(scene, spec["sim"], spec["lattice"], seed, partial(sim.exit_waves, device=device))
+    lattice = lattice_of(spec)
+    arrays = image_scene(scene, spec["sim"], lattice, seed, partial(sim.exit_waves, device=device))
     meta = {"spec": spec, "seed": seed, "n_particles": n, "radii": scene.radii, "centres": scene.centres,
             "substrate_thickness": scene.substrate_thickness, "projected_area": scene.projected_area,
             "n_atoms": len(scene.atoms), "zero_defocus": arrays.pop("zero_defocus"),
-            "label_blur": st.get_lattice(spec["lattice"]).label_blur}
+            "label_blur": lattice.label_blur}
     # stored, not compressed: complex noise-like waves shrink by ~10 % for a 5x longer write
     save_npz(path, meta, compress=False, **arrays)
     return str(path)
@@ -414,7 +533,7 @@ def derive_dataset(series: str, domain: str, split: str, preset: str | Preset, c
         smeta, arr = loaded
         rng = np.random.default_rng([_seed({k: spec[k] for k in ("series", "domain", "split")}), i])
         defocus = float(rng.normal(cond["defocus"], DEFOCUS_SD))
-        clean = sim.intensity(arr["waves"], pixel, defocus + smeta["zero_defocus"])
+        clean = sim.intensity(arr["waves"], pixel, defocus + smeta["zero_defocus"], **sim.microscope(sspec["sim"]))
         images.append(sim.apply_dose(clean, cond["dose"], spec["count_pixel_size"] or pixel, rng))
         masks.append(arr["mask"])
         defoci.append(defocus)

@@ -178,6 +178,31 @@ def reference_heatmaps(ref: pd.DataFrame, series: str, order, cell: int = 22) ->
         .properties(title=alt.TitleParams("Published (median over freezing options)", subtitle=CITATION)))
 
 
+class Note:
+    """A sentence in place of a figure that does not apply to this run."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return f"*{self.text}*"
+
+
+def published_beside(ref: pd.DataFrame, series: str, order, name: str, cell: int = 22):
+    """The published heatmaps for the run's domains that the study has (:func:`reference_heatmaps`), or one
+    sentence saying that it published none of them (a run on other doses, defoci or lattices)."""
+    matched = [d for d in order if d in set(ref.source) and d in set(ref.target)]
+    if len(matched) < 2:
+        return Note(f"The study published no {series} cells for this run's domains ({', '.join(map(str, order))}): "
+                    "there is nothing to set beside them, and the rank correlation below does not apply.")
+    return show(reference_heatmaps(ref, series, matched, cell=cell), name)
+
+
+def rank_text(value: float) -> str:
+    """A Spearman rank correlation for the prose: two decimals, or why there is none."""
+    return f"{value:.2f}" if np.isfinite(value) else "not applicable (no published cells for this run's domains)"
+
+
 def distribution_chart(rows: pd.DataFrame, x: str, x_title: str, column: str | None = None,
                        y: str = "T", y_title: str = "T: loss after transfer (nats)", title: str = "") -> alt.Chart:
     """Box plots of per-model losses, coloured by freezing option, with freezing checkboxes."""
@@ -501,9 +526,12 @@ def run_parameters(preset, device) -> RunParameters:
     the study's (``datasets.changed_parameters``), in its unit."""
     from .datasets import PARAMETERS, changed_parameters
 
+    def one(v):
+        return v if isinstance(v, str) else f"{v:g}"  # a lattice's name, or a number
+
     def text(name, value):
         unit = PARAMETERS[name][1]
-        shown = ", ".join(f"{v:g}" for v in value) if isinstance(value, list) else f"{value:g}"
+        shown = ", ".join(one(v) for v in value) if isinstance(value, list) else one(value)
         return f"{shown} {unit}".strip()
 
     changed = {name: text(name, value) for name, value in changed_parameters(preset).items()}

@@ -107,20 +107,22 @@ def fringe_weights(q, lattice: str, pixel_size: float):
 GAUSS_HERMITE_NODES = 15  # defoci per domain in the expectations (the distance moves < 1e-3 from 15 to 31)
 
 
-def transfer_draws(defocus: float, q, spread: float = DEFOCUS_SD) -> tuple[np.ndarray, np.ndarray]:
+def transfer_draws(defocus: float, q, spread: float = DEFOCUS_SD, **optics) -> tuple[np.ndarray, np.ndarray]:
     """The domain's transfer curves at Gauss-Hermite defoci around ``defocus`` (Å) with sd ``spread`` (Å), and
-    their probability weights: (curves (nodes, len(q)), weights (nodes,))."""
+    their probability weights: (curves (nodes, len(q)), weights (nodes,)); ``optics``: energy, cs, focal_spread
+    (the study's microscope by default)."""
     x, w = np.polynomial.hermite.hermgauss(GAUSS_HERMITE_NODES)
-    curves = np.stack([phase_ctf(q, defocus + np.sqrt(2) * spread * xi) for xi in x])
+    curves = np.stack([phase_ctf(q, defocus + np.sqrt(2) * spread * xi, **optics) for xi in x])
     return curves, w / np.sqrt(np.pi)
 
 
-def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048) -> float:
+def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048,
+                     **optics) -> float:
     """D(A, B) of the module docstring for domains at defoci ``a`` and ``b`` (Å) on the fringes of ``lattice``
     imaged with ``pixel_size`` Å (the band up to its Nyquist frequency)."""
     q = np.linspace(0, 1 / (2 * pixel_size), n)
     w = fringe_weights(q, lattice, pixel_size)
-    (ta, pa), (tb, pb) = transfer_draws(a, q), transfer_draws(b, q)
+    (ta, pa), (tb, pb) = transfer_draws(a, q, **optics), transfer_draws(b, q, **optics)
 
     def mean_sq_diff(u, pu, v, pv):  # E |u - v|_w^2 over independent draws
         d2 = np.trapezoid(w * (u[:, None, :] - v[None, :, :]) ** 2, q, axis=-1)
@@ -134,13 +136,14 @@ def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: floa
     return float(max(energy, 0.0) / scale) if scale > 0 else float("nan")
 
 
-def fringe_contrast(defocus: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048) -> float:
+def fringe_contrast(defocus: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048,
+                    **optics) -> float:
     """How strongly a domain at ``defocus`` (Å) transfers the fringes of ``lattice``: the root mean square of its
     phase contrast transfer over the fringe weights and the domain's defocus draws, sqrt(E |T|_w^2 / |1|_w^2), in
     [0, 1] (1: every fringe at full contrast)."""
     q = np.linspace(0, 1 / (2 * pixel_size), n)
     w = fringe_weights(q, lattice, pixel_size)
-    curves, p = transfer_draws(defocus, q)
+    curves, p = transfer_draws(defocus, q, **optics)
     return float(np.sqrt(p @ np.trapezoid(w * curves**2, q, axis=-1) / np.trapezoid(w, q)))
 
 
@@ -150,10 +153,11 @@ def dose_distance(a: float, b: float) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def domain_distance(series: str, a: str, b: str, pixel_size: float = 0.2) -> float:
-    """The distance between two domains of a series, from their labels (defocus in Å, dose in e-/Å²)."""
+def domain_distance(series: str, a: str, b: str, pixel_size: float = 0.2, optics: tuple = ()) -> float:
+    """The distance between two domains of a series, from their labels (defocus in Å, dose in e-/Å²); ``optics``:
+    (name, value) pairs of the microscope where it is not the study's."""
     if series == "defocus":
-        return defocus_distance(float(a), float(b), "CdSe", pixel_size)
+        return defocus_distance(float(a), float(b), "CdSe", pixel_size, **dict(optics))
     if series == "dose":
         return dose_distance(float(a), float(b))
     raise ValueError(f"series={series!r} has no optical distance; allowed: defocus, dose")

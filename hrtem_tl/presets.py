@@ -33,7 +33,7 @@ MODEL_KEY_FIELDS = ("name", "extent", "sim_sampling", "pixel_size", "slice_thick
 SERIES_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops")
 # ... and what it images (``datasets.get_series`` reads them): its domain labels, the domains that pretrain, and its
 # fixed conditions ({"defocus": Å, "dose": e-/Å²}); ``datasets.with_parameters`` sets them from the study's units
-SERIES_CONDITIONS = ("domains", "sources", "fixed")
+SERIES_CONDITIONS = ("domains", "sources", "fixed", "crystals")  # crystals: {name: cell} of CIF materials
 
 # Replicates (independent pretrainings per source and seed) are the study's unit: a published P cell pools every
 # model pretrained on its source (36-1440, STUDY.md 4). Replicate r of each source gets its own initialisation and
@@ -105,6 +105,10 @@ class Preset:
     # and training step); ``for_series`` applies them. Not a key field: a series' models are keyed by the values
     # it runs with, so a series without settings keeps its keys
     series_settings: dict = field(default_factory=dict)
+    # the microscope, where it is not the study's ({} : 300 kV, Cs = 0, 10 Å focal spread, ``simulate.MICROSCOPE``):
+    # {"energy": eV, "cs": Å, "focal_spread": Å}, set by ``datasets.with_parameters`` (voltage, cs, focal_spread);
+    # it enters the scenes' keys and the models' only when set, so the study's keep theirs
+    microscope: dict = field(default_factory=dict)
     series: str | None = None  # the series this preset was resolved for (``for_series``), None: not resolved
     notes: dict = field(default_factory=dict, compare=False)
 
@@ -129,18 +133,24 @@ class Preset:
         """What this preset images in ``series`` beyond the study's ({} for the study's own): its other fixed
         conditions and other domains (a model's row holds its losses on every domain of its series)."""
         settings = self.series_settings.get(series, {})
-        return deepcopy({k: settings[k] for k in ("fixed", "domains") if k in settings})
+        return deepcopy({k: settings[k] for k in ("fixed", "domains", "crystals") if k in settings})
 
     def simulation_params(self) -> dict:
         """The parameters that determine the simulated data (cache keys use them)."""
         keys = ("extent", "sim_sampling", "pixel_size", "slice_thickness", "n_phonons", "substrate_thickness",
                 "cdse_diameter", "size_radius", "particles")
-        return {k: deepcopy(getattr(self, k)) for k in keys}
+        params = {k: deepcopy(getattr(self, k)) for k in keys}
+        if self.microscope:
+            params["microscope"] = deepcopy(self.microscope)
+        return params
 
     def model_params(self) -> dict:
         """Everything that determines a trained model beyond its job (cache keys of models use it): the name,
         the data and the training settings; not the grid (seeds, learning-rate pairs, sizes) nor the notes."""
-        return {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
+        params = {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
+        if self.microscope:
+            params["microscope"] = deepcopy(self.microscope)
+        return params
 
     def n_replicates(self, series: str) -> int:
         """Independent pretrainings per source and seed of ``series`` (R)."""

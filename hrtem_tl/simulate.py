@@ -30,6 +30,13 @@ PHONON_SIGMA = 0.1  # Å, RMS thermal displacement per direction (room temperatu
 LABEL_PHASE = np.pi / 16  # rad, STUDY.md 2
 CALIBRATION_RANGE = 150.0  # Å, the coarse grid search spans +-this around 0
 CALIBRATION_BATCH = 32  # defoci per batched inverse FFT of the calibration
+# the microscope a scene is imaged with: the study's (above) unless a preset's ``microscope`` says otherwise
+MICROSCOPE = {"energy": ENERGY, "cs": CS, "focal_spread": FOCAL_SPREAD}
+
+
+def microscope(sim_params: dict | None = None) -> dict:
+    """energy (eV), cs (Å) and focal_spread (Å) of a scene's simulation parameters (the study's by default)."""
+    return {**MICROSCOPE, **((sim_params or {}).get("microscope") or {})}
 
 
 def wavelength(energy: float = ENERGY) -> float:
@@ -72,8 +79,9 @@ def fftw_planning() -> str:
 
 
 def exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, seed: int,
-               device: str = "cpu", phonon_sigma: float = PHONON_SIGMA, exact: bool = False):
-    """Exit waves of ``atoms`` at 300 kV, one per frozen-phonon configuration: complex64 (n_phonons, ny, nx).
+               device: str = "cpu", phonon_sigma: float = PHONON_SIGMA, exact: bool = False, energy: float = ENERGY):
+    """Exit waves of ``atoms`` at ``energy`` (eV; the study's 300 kV), one per frozen-phonon configuration:
+    complex64 (n_phonons, ny, nx).
 
     ``n_phonons=0`` means the static lattice (used for labels and calibration). Plane-wave illumination of unit
     intensity; the grid is the cell's extent divided by ``sampling`` (Å). Computed by ``multislice`` (abTEM's
@@ -87,12 +95,12 @@ def exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, s
         backend = cupy
     else:
         backend = "fftw"
-    return multislice.exit_waves(atoms, sampling, slice_thickness, n_phonons, seed, ENERGY, phonon_sigma,
+    return multislice.exit_waves(atoms, sampling, slice_thickness, n_phonons, seed, energy, phonon_sigma,
                                  backend=backend, exact=exact, effort=fftw_planning())
 
 
 def abtem_exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: int, seed: int,
-                     phonon_sigma: float = PHONON_SIGMA, exact: bool = True):
+                     phonon_sigma: float = PHONON_SIGMA, exact: bool = True, energy: float = ENERGY):
     """The same exit waves through plain abTEM calls (``Potential`` + ``PlaneWave.multislice``), on the CPU: the
     reference that ``multislice`` is tested and benchmarked against (always abTEM's exact band limit)."""
     import warnings
@@ -109,7 +117,7 @@ def abtem_exit_waves(atoms, sampling: float, slice_thickness: float, n_phonons: 
         model = atoms
     potential = abtem.Potential(model, gpts=gpts, slice_thickness=slice_thickness, projection="infinite",
                                 device="cpu")
-    wave = abtem.PlaneWave(energy=ENERGY, device="cpu").multislice(potential)
+    wave = abtem.PlaneWave(energy=energy, device="cpu").multislice(potential)
     array = wave.compute(scheduler="synchronous", progress_bar=False).array
     return np.asarray(array, dtype=np.complex64).reshape((-1,) + gpts)
 
@@ -197,24 +205,26 @@ def soft_label(vacuum_wave: np.ndarray, pixel_size: float, blur: float) -> np.nd
 
 
 def contrast_by_defocus(vacuum_wave: np.ndarray, pixel_size: float, defoci,
-                        batch: int = CALIBRATION_BATCH) -> np.ndarray:
+                        batch: int = CALIBRATION_BATCH, energy: float = ENERGY, cs: float = CS,
+                        focal_spread: float = FOCAL_SPREAD) -> np.ndarray:
     """Variance of the noise-free image of ``vacuum_wave`` (n, n) at each defocus of a regular grid (Å).
 
     The same numbers as ``intensity(...).var()`` for each defocus, computed with less work: the temporal envelope
-    does not depend on defocus, the image mean does not either (Parseval), and the defocus phase of grid point
-    j is that of point 0 times the step's phase to the power j (a complex product per step instead of an
-    exponential; re-anchored with an exact exponential every ``batch`` points).
+    and the spherical aberration's phase do not depend on defocus, the image mean does not either (Parseval), and
+    the defocus phase of grid point j is that of point 0 times the step's phase to the power j (a complex product
+    per step instead of an exponential; re-anchored with an exact exponential every ``batch`` points).
     """
     defoci = np.asarray(defoci, dtype=np.float64)
     n = vacuum_wave.shape[-1]
-    lam = wavelength()
+    lam = wavelength(energy)
     k2 = spatial_frequencies(n, pixel_size).astype(np.float64)
     alpha2 = k2 * lam ** 2
-    envelope = np.exp(-((np.pi / (2 * lam)) * FOCAL_SPREAD * alpha2) ** 2)
-    spectrum = (np.fft.fft2(vacuum_wave) * envelope).astype(np.complex64)
+    envelope = np.exp(-((np.pi / (2 * lam)) * focal_spread * alpha2) ** 2)
+    aberration = np.exp(-1j * 2 * np.pi / lam * cs * alpha2 ** 2 / 4)  # 1 for the study's Cs = 0
+    spectrum = (np.fft.fft2(vacuum_wave) * envelope * aberration).astype(np.complex64)
     mean = float(np.sum(np.abs(spectrum.astype(np.complex128)) ** 2) / n ** 4)  # mean intensity, Parseval
     step = defoci[1] - defoci[0] if len(defoci) > 1 else 0.0
-    # exp(-i chi) with chi = 2 pi / lambda (-defocus alpha^2 / 2) (CS = 0): exp(i pi defocus alpha^2 / lambda)
+    # the defocus part of exp(-i chi), chi = 2 pi / lambda (-defocus alpha^2 / 2): exp(i pi defocus alpha^2 / lambda)
     step_phase = np.exp(1j * np.pi * step * alpha2 / lam).astype(np.complex64)
     buffer, inverse = batched_inverse_fft((batch, n, n))
     out = np.empty(len(defoci))
@@ -240,15 +250,17 @@ def batched_inverse_fft(shape: tuple[int, int, int]):
     return buffer, plan
 
 
-def calibrate_zero_defocus(vacuum_wave: np.ndarray, pixel_size: float, span: float = CALIBRATION_RANGE) -> float:
-    """Defocus (Å) of minimum contrast (intensity variance) of the particles-in-vacuum image.
+def calibrate_zero_defocus(vacuum_wave: np.ndarray, pixel_size: float, span: float = CALIBRATION_RANGE,
+                           **optics) -> float:
+    """Defocus (Å) of minimum contrast (intensity variance) of the particles-in-vacuum image, imaged with
+    ``optics`` (energy, cs, focal_spread; the study's by default).
 
     Two-stage grid search (STUDY.md 2): 1 Å steps over [-span, span], then 0.1 Å steps within +-1 Å of the best.
     """
     wave = vacuum_wave[0] if vacuum_wave.ndim == 3 else vacuum_wave
 
     def best(grid):
-        return float(grid[int(np.argmin(contrast_by_defocus(wave, pixel_size, grid)))])
+        return float(grid[int(np.argmin(contrast_by_defocus(wave, pixel_size, grid, **optics)))])
 
     coarse = best(np.arange(-span, span + 0.5, 1.0))
     return best(coarse + np.arange(-10, 11) * 0.1)

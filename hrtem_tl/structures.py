@@ -7,6 +7,7 @@ parameters, substrate density and minimum C-C distance, particle spacing).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -79,17 +80,92 @@ LATTICES: dict[str, Lattice] = {
     )
 }
 
+# built in beside the study's nine (not in its series: a chapter or --set lattices=... names them): gold, the
+# material of much published HRTEM segmentation work (fcc, a = 4.0782 Å)
+EXTRA_LATTICES: dict[str, Lattice] = {"Au": Lattice("Au", "fcc", 225, 4.0782, None, ("Au",), ((0, 0, 0),))}
+# the label's Gaussian sigma for a crystal read from a CIF: the study's 1.6 Å, which it gives six of its nine
+# materials (1 Å for C, Fe and Co3O4, STUDY.md 2); the parameter ``cif_label_blur`` sets another
+CIF_LABEL_BLUR = 1.6
+
+
+@dataclass(frozen=True)
+class Crystal:
+    """A crystal read from a CIF file: its unit cell as numbers (so that a scene spec holds it whole, keys it by
+    what it is and carries it to any worker), cut into particles like the built-in lattices."""
+
+    name: str
+    cell: tuple  # 3 x 3, Å
+    numbers: tuple  # atomic numbers
+    scaled_positions: tuple  # n x 3, fractions of the cell
+    label_blur: float = CIF_LABEL_BLUR  # Å
+
+    @property
+    def structure(self) -> str:
+        """Its own symmetry class: a CIF crystal shares none with the study's lattices (none is read)."""
+        return f"cif {self.name}"
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def unit_cell(self) -> Atoms:
+        return Atoms(numbers=list(self.numbers), scaled_positions=[list(p) for p in self.scaled_positions],
+                     cell=[list(r) for r in self.cell], pbc=True)
+
+    def as_spec(self) -> dict:
+        """The crystal as plain JSON data (a scene spec's ``crystal``)."""
+        return {"name": self.name, "cell": [list(r) for r in self.cell], "numbers": list(self.numbers),
+                "scaled_positions": [list(p) for p in self.scaled_positions], "label_blur": self.label_blur}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Crystal":
+        return cls(spec["name"], tuple(tuple(r) for r in spec["cell"]), tuple(spec["numbers"]),
+                   tuple(tuple(p) for p in spec["scaled_positions"]), float(spec["label_blur"]))
+
+
+def read_cif(path, label_blur: float = CIF_LABEL_BLUR) -> Crystal:
+    """The crystal of a CIF file (ASE's reader, its first structure), named by the file's stem; one-line errors
+    for a missing file, one that does not parse, one that holds no atoms or no 3-D cell."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"lattices: the CIF file {str(path)!r} does not exist")
+    try:
+        atoms = read(path, format="cif")
+    except Exception as err:  # ASE raises many kinds for a malformed file
+        raise ValueError(f"lattices: {str(path)!r} does not parse as a CIF ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:100] if str(err) else 'no detail'})") from None
+    if isinstance(atoms, list):
+        atoms = atoms[0] if atoms else Atoms()
+    volume = abs(np.linalg.det(atoms.cell[:])) if atoms.cell.rank == 3 else 0.0
+    if len(atoms) == 0 or volume <= 0:
+        raise ValueError(f"lattices: the CIF {str(path)!r} holds no atoms or no three-dimensional cell")
+    name = "".join(c if c.isalnum() else "-" for c in path.stem)
+    if name in LATTICES or name in EXTRA_LATTICES:
+        raise ValueError(f"lattices: the CIF {str(path)!r} is named like the built-in lattice {name!r}; rename "
+                         "the file")
+    if not np.isfinite(label_blur) or label_blur <= 0:
+        raise ValueError(f"cif_label_blur={label_blur!r} must be a positive number (Å)")
+    return Crystal(name, tuple(tuple(float(v) for v in r) for r in atoms.cell[:]), tuple(int(z) for z in atoms.numbers),
+                   tuple(tuple(float(v) for v in p) for p in atoms.get_scaled_positions(wrap=True)), float(label_blur))
+
+
 SIZE_CLASSES: dict[str, tuple[float, float]] = {"small": (10.0, 20.0), "large": (25.0, 35.0)}  # radius, Å, STUDY.md 1
 CDSE_DIAMETER = (30.0, 50.0)  # Å, defocus and dose series (STUDY.md 1)
 SUBSTRATE_THICKNESS = (20.0, 80.0)  # Å, uniform (STUDY.md 1)
 
 
-def get_lattice(name: str) -> Lattice:
-    """The lattice called ``name``; a one-line error lists the allowed names."""
-    try:
-        return LATTICES[name]
-    except KeyError:
-        raise ValueError(f"lattice={name!r} is unknown; allowed: {', '.join(LATTICES)}") from None
+def get_lattice(name) -> Lattice | Crystal:
+    """The lattice called ``name`` (the study's nine and gold; a :class:`Crystal` passes through); a one-line
+    error lists the allowed names."""
+    if isinstance(name, (Lattice, Crystal)):
+        return name
+    found = LATTICES.get(name) or EXTRA_LATTICES.get(name)
+    if found is None:
+        raise ValueError(f"lattice={name!r} is unknown; allowed: {', '.join([*LATTICES, *EXTRA_LATTICES])} "
+                         "or a CIF file")
+    return found
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -157,13 +233,13 @@ def wurtzite_with_faults(lattice: Lattice, radius: float, n_faults: int, rng: np
     return Atoms(np.concatenate(numbers)[keep], positions=pos[keep])
 
 
-def nanoparticle(lattice: str | Lattice, radius: float, rng: np.random.Generator, n_faults: int = 0,
+def nanoparticle(lattice: str | Lattice | Crystal, radius: float, rng: np.random.Generator, n_faults: int = 0,
                  rotation=None) -> Atoms:
     """A spherical particle of ``radius`` (Å) cut from ``lattice``, centred at 0.
 
     Its orientation is uniformly random, or ``rotation`` (3x3 matrix applied to crystal coordinates).
     """
-    lat = get_lattice(lattice) if isinstance(lattice, str) else lattice
+    lat = get_lattice(lattice)
     if radius <= 0:
         raise ValueError(f"radius={radius} must be > 0 Å")
     if n_faults:
@@ -292,8 +368,8 @@ class Scene:
         return float(np.pi * np.sum(self.radii ** 2))
 
 
-def make_scene(lattice: str, radii, extent: float, substrate_thickness: float, rng: np.random.Generator,
-               max_faults: int = 0) -> Scene:
+def make_scene(lattice: str | Lattice | Crystal, radii, extent: float, substrate_thickness: float,
+               rng: np.random.Generator, max_faults: int = 0) -> Scene:
     """Particles of ``radii`` (Å) on a carbon slab, beam along +z.
 
     The beam crosses the carbon first and the particles last, so the exit plane of the scene and of the

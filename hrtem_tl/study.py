@@ -28,7 +28,8 @@ from . import datasets as ds
 from . import train as tr
 from .cache import atomic_write, cache_dir, key_of, move_aside
 from .model import FREEZE_OPTIONS, count_trainable
-from .presets import Preset, command, get_preset
+from .datasets import command
+from .presets import Preset, get_preset
 
 MIXTURE_PAIR = ("-100", "50")  # the baseline mixes -10 nm and +5 nm data (STUDY.md 4, Fig 7.2)
 REDUCTIONS = ("median", "mean", "min", "max")
@@ -79,7 +80,8 @@ class Job:
 
 def _transfer_pairs(series: str, preset: Preset) -> list[tuple[str, str]]:
     s = ds.get_series(series, preset)
-    allowed = set(preset.transfer_domains.get(series, s.domains))
+    chosen = set(preset.transfer_domains.get(series, s.domains))
+    allowed = chosen if chosen <= set(s.domains) else set(s.domains)  # a run on other domains transfers among all
     pairs = [(a, b) for a in s.sources for b in s.domains if a != b and a in allowed and b in allowed]
     if series == "structure" and preset.structure_transfers == "figure":
         # The figures need small -> small (Fig 9.2 heatmaps) and each lattice small <-> large (size panel).

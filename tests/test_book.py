@@ -447,3 +447,34 @@ def test_a_chapter_re_executed_with_other_doses_trains_only_those(smoke_cache, t
     assert all(p.parts[1] == "dose" for p in new_weights)
     new_rows = files("results/rows") - before["results/rows"]
     assert len(new_rows) == len(grid) and all(p.parts[0] == "dose" for p in new_rows)
+
+
+def test_the_structure_chapter_re_executed_with_gold_and_a_cif_material(smoke_cache, tmp_path):
+    """papermill -p lattices: the structure chapter's heatmaps hold exactly gold and a CIF crystal (written here
+    with ASE); the cache gains only their scenes and structure models; the page names them at the top."""
+    from ase.build import bulk
+    from ase.io import write
+
+    cache = tmp_path / "cache"  # a copy: the session's smoke cache stays the study's for the other tests
+    shutil.copytree(smoke_cache, cache)
+    cif = tmp_path / "NaCl.cif"
+    write(cif, bulk("NaCl", "rocksalt", a=5.64, cubic=True), format="cif")
+
+    def files(folder):
+        root = cache / folder
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+    before = {folder: files(folder) for folder in ("scenes", "models", "results/rows")}
+    out = tmp_path / "structure.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "structure.ipynb"), str(out), "-p", "preset",
+           "smoke", "-p", "cache", str(cache), "-p", "device", "cpu", "-p", "lattices", f"['Au', '{cif}']",
+           "--cwd", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    nb = json.loads(out.read_text())
+    assert _chart_domains(nb, "Loss on the target lattice") == {"Au_small", "NaCl_small"}
+    assert "Au, NaCl" in json.dumps(nb, ensure_ascii=False)  # the changed parameter, on the page
+    new_scenes = files("scenes") - before["scenes"]
+    assert new_scenes and {p.parts[0] for p in new_scenes} == {"Au", "NaCl"}
+    assert {p.parts[0] for p in files("models") - before["models"]} == {"structure"}
+    assert {p.parts[0] for p in files("results/rows") - before["results/rows"]} == {"structure"}

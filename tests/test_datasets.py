@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hrtem_tl import datasets as ds
+from hrtem_tl import structures as st
 from hrtem_tl.cache import load_or_none
 
 
@@ -290,3 +291,43 @@ def test_the_studys_values_undo_other_parameters():
     back = ds.with_parameters(other, ds.study_parameters())
     assert back.series_settings == cpu.series_settings and back == cpu
     assert ds.with_parameters(cpu, doses=[600, 30, 300, 75, 150]) == cpu
+
+
+def test_lattices_name_the_structure_series_materials_built_in_or_from_a_cif(tmp_path):
+    from ase.build import bulk
+    from ase.io import write
+
+    from hrtem_tl import study
+
+    cif = tmp_path / "NaCl.cif"
+    write(cif, bulk("NaCl", "rocksalt", a=5.64, cubic=True), format="cif")
+    cpu = ds.get_preset("cpu")
+    other = ds.with_parameters(cpu, lattices=["Au", str(cif)])
+    series = ds.get_series("structure", other)
+    assert series.domains == series.sources == ("Au_small", "Au_large", "NaCl_small", "NaCl_large")
+    specs = ds.scene_specs(series, other, "val")
+    assert {s["lattice"] for s in specs} == {"Au", "NaCl"}
+    assert all(("crystal" in s) == (s["lattice"] == "NaCl") for s in specs)  # the CIF's cell travels in its spec
+    assert ds.lattice_of(next(s for s in specs if s["lattice"] == "NaCl")).name == "NaCl"
+    # keyed by what the crystal is: another label sigma is another scene
+    blurred = ds.with_parameters(cpu, lattices=["Au", str(cif)], cif_label_blur=1.0)
+    key = lambda pr: {ds.key_of(s) for s in ds.scene_specs(ds.get_series("structure", pr), pr, "val")
+                      if s["lattice"] == "NaCl"}
+    assert key(blurred).isdisjoint(key(other))
+    assert ds.study_parameters(other)["lattices"] == ["Au", "NaCl"] and ds.changed_parameters(other)["lattices"]
+    # the study's nine are the study's keys
+    assert ds.with_parameters(cpu, lattices=list(st.LATTICES)) == cpu
+    pretrain = next(j for j in study.grid("structure", cpu) if j.kind == "pretrain")
+    assert pretrain.key(ds.with_parameters(cpu, lattices=list(st.LATTICES))) == pretrain.key(cpu)
+    assert ds.parse_value("lattices", "Cu, Au") == ["Cu", "Au"]
+
+
+@pytest.mark.parametrize("lattices, message", [
+    (["Cu", "Unobtainium"], r"lattices: 'Unobtainium' is neither a built-in lattice \(ZnS, .*, Au\) nor a CIF file"),
+    (["Cu", "Cu"], r"lattices=\['Cu', 'Cu'\] names a material twice"),
+    ([], r"lattices=\[\] must be a list of one or more lattice names"),
+    (["nowhere/oxide.cif"], r"lattices: the CIF file 'nowhere/oxide.cif' does not exist"),
+])
+def test_a_bad_lattice_is_one_line(lattices, message):
+    with pytest.raises(ValueError, match=message):
+        ds.with_parameters(ds.get_preset("cpu"), lattices=lattices)

@@ -182,3 +182,53 @@ def test_counts_per_pixel_can_follow_another_pixel_size(smoke_cache):
     assert d.meta["scenes"] == physical.meta["scenes"]
     assert d.images.mean() / (600 * 0.2 ** 2) == pytest.approx(1.0, abs=0.05)
     assert physical.images.mean() / d.images.mean() == pytest.approx((0.5 / 0.2) ** 2, rel=0.05)
+
+
+# ---------------------------------------------------------------- another microscope (voltage, Cs, focal spread)
+
+def test_wavelength_and_phase_at_200_kv_follow_the_interaction_constant():
+    """At 200 kV the wavelength is 0.02508 Å, and a thin object's exit-wave phase grows by the ratio of the
+    interaction constants sigma = 2 pi / (lambda E) (m0c2 + E) / (2 m0c2 + E): 1.117 from 300 to 200 kV."""
+    assert sim.wavelength(200e3) == pytest.approx(0.025079, rel=1e-4)
+
+    def sigma(energy):
+        m0c2 = 510998.95
+        return 2 * np.pi / (sim.wavelength(energy) * energy) * (m0c2 + energy) / (2 * m0c2 + energy)
+
+    carbon = st.amorphous_carbon(16.0, 10.0, np.random.default_rng(0))
+    phase = {e: np.angle(sim.exit_waves(carbon, 0.25, 2.0, 0, 0, exact=True, energy=e)[0]) for e in (200e3, 300e3)}
+    ratio = np.std(phase[200e3]) / np.std(phase[300e3])
+    assert ratio == pytest.approx(sigma(200e3) / sigma(300e3), rel=0.02)
+
+
+def test_contrast_by_defocus_is_the_image_variance_with_another_microscope():
+    atoms = _zone_axis_particle(48, 15)
+    optics = {"energy": 200e3, "cs": 1.2e7, "focal_spread": 30.0}
+    vac = sim.fourier_crop(sim.exit_waves(atoms, 0.25, 2.0, 0, 0, exact=True, energy=200e3), 2)[0]
+    grid = np.arange(-40.0, 41.0, 1.0)
+    direct = np.array([sim.intensity(vac[None], 0.5, d, **optics).var() for d in grid])
+    np.testing.assert_allclose(sim.contrast_by_defocus(vac, 0.5, grid, **optics), direct, rtol=1e-3)
+    default = sim.contrast_by_defocus(vac, 0.5, grid)
+    assert not np.allclose(default, direct, rtol=1e-2)  # the optics change the contrast
+
+
+def test_a_microscope_keys_the_scenes_it_images_and_the_studys_keeps_theirs():
+    cpu = ds.get_preset("cpu")
+    series = ds.get_series("dose", cpu)
+    keys = lambda pr: {ds.key_of(s) for s in ds.scene_specs(series, pr, "val")}  # noqa: E731
+    at_200 = ds.with_parameters(cpu, voltage=200)
+    assert at_200.microscope == {"energy": 200e3} and keys(at_200).isdisjoint(keys(cpu))
+    assert ds.with_parameters(cpu, voltage=300, cs=0, focal_spread=10) == cpu  # the study's: the study's keys
+    assert sim.microscope(ds.scene_specs(series, at_200, "val")[0]["sim"])["energy"] == 200e3
+    assert ds.changed_parameters(ds.with_parameters(cpu, cs=1.2)) == {"cs": 1.2}
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"voltage": 400}, r"voltage=400 must be a number from 60 to 300 kV"),
+    ({"voltage": "high"}, r"voltage='high' is not a number"),
+    ({"cs": 20}, r"cs=20 must be a number from -10 to 10 mm"),
+    ({"focal_spread": -1}, r"focal_spread=-1 must be a number from 0 to 200 Å"),
+])
+def test_a_bad_microscope_is_one_line(params, message):
+    with pytest.raises(ValueError, match=message):
+        ds.with_parameters(ds.get_preset("cpu"), params)

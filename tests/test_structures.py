@@ -103,3 +103,48 @@ def test_impossible_placements_are_clear_errors():
         st.place_discs([15.0] * 5, 60, rng)
     with pytest.raises(ValueError, match="n_faults=1 needs a wurtzite lattice"):
         st.nanoparticle("Cu", 10, rng, n_faults=1)
+
+
+def test_gold_is_built_in_beside_the_studys_nine():
+    gold = st.get_lattice("Au")
+    cell = gold.unit_cell()
+    assert gold.structure == "fcc" and len(cell) == 4 and set(cell.get_chemical_symbols()) == {"Au"}
+    assert nearest_neighbour(cell.repeat(3)) == pytest.approx(4.0782 / np.sqrt(2), rel=1e-6)
+    assert "Au" not in st.LATTICES  # the study's series keeps its nine
+
+
+def _rocksalt_cif(path):
+    from ase.build import bulk
+    from ase.io import write
+
+    write(path, bulk("NaCl", "rocksalt", a=5.64, cubic=True), format="cif")
+    return path
+
+
+def test_a_cif_crystal_is_read_whole_and_cut_into_particles_of_its_density(tmp_path):
+    crystal = st.read_cif(_rocksalt_cif(tmp_path / "NaCl.cif"))
+    assert crystal.name == "NaCl" and crystal.label_blur == st.CIF_LABEL_BLUR
+    cell = crystal.unit_cell()
+    assert len(cell) == 8 and sorted(set(cell.get_chemical_symbols())) == ["Cl", "Na"]
+    assert nearest_neighbour(cell.repeat(3)) == pytest.approx(5.64 / 2, rel=1e-6)  # Na-Cl along a cube edge
+    assert st.Crystal.from_spec(crystal.as_spec()) == crystal  # a scene spec carries it whole
+    radius = 12.0
+    p = st.nanoparticle(crystal, radius, np.random.default_rng(0))
+    assert np.linalg.norm(p.positions, axis=1).max() <= radius
+    assert len(p) == pytest.approx(8 / 5.64 ** 3 * 4 / 3 * np.pi * radius ** 3, rel=0.1)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"lattices: the CIF file '.*missing.cif' does not exist"),
+    ("this is not a CIF\n", r"lattices: '.*bad.cif' does not parse as a CIF"),
+    ("data_empty\n_cell_length_a 5\n_cell_length_b 5\n_cell_length_c 5\n_cell_angle_alpha 90\n"
+     "_cell_angle_beta 90\n_cell_angle_gamma 90\n", r"lattices: .*(holds no atoms|does not parse)"),
+])
+def test_a_bad_cif_is_one_line_naming_the_parameter(tmp_path, content, message):
+    name = {None: "missing.cif", "this is not a CIF\n": "bad.cif"}.get(content, "empty.cif")
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        st.read_cif(path)
+    assert "\n" not in str(err.value)

@@ -56,6 +56,8 @@ from .evidence import (
     _sign,
     _small,
     evidence,
+    lattice_names,
+    lattice_of,
     log_spread_across_sources,
     matrix,
     off_diagonal,

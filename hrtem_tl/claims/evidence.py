@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..model import FREEZE_OPTIONS
 from ..presets import Preset, get_preset
+from .. import structures as st
 from ..structures import LATTICES
 from ..study import cell_table, model_table
 
@@ -150,8 +151,24 @@ def _numeric_order(labels) -> list[str]:
     return sorted(labels, key=float)
 
 
+def lattice_names(ev: Evidence) -> list[str]:
+    """The materials of a structure run in its order: the study's nine, or those its preset images (built-in
+    lattices, CIF crystals)."""
+    if ev.preset is None:
+        return list(LATTICES)
+    from ..datasets import get_series
+
+    return list(dict.fromkeys(d.rsplit("_", 1)[0] for d in get_series("structure", ev.preset).domains))
+
+
+def lattice_of(ev: Evidence, name: str):
+    """A material of a structure run: a built-in lattice, or a CIF crystal its preset carries."""
+    crystals = ev.preset.series_settings.get("structure", {}).get("crystals", {}) if ev.preset is not None else {}
+    return st.Crystal.from_spec(crystals[name]) if name in crystals else st.get_lattice(name)
+
+
 def _small(ev: Evidence) -> list[str]:
-    return [f"{name}_small" for name in LATTICES if f"{name}_small" in set(ev.cells.source)]
+    return [f"{name}_small" for name in lattice_names(ev) if f"{name}_small" in set(ev.cells.source)]
 
 
 def _per_freeze_median_t(ev: Evidence, freeze: str) -> float:

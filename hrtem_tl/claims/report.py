@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets as ds
-from ..presets import Preset, command, get_preset
+from ..datasets import command
+from ..presets import Preset, get_preset
 from .evidence import Evidence, MissingEvidence, evidence, matrix, off_diagonal, published, spearman
 from .registry import get_claims, measure, study_value
 from .sanity import _blocker, sanity_line

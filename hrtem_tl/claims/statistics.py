@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import optics
-from ..structures import LATTICES
+from .. import structures as st
 from ..study import MIXTURE_PAIR, main_setting, parsed, sweep_rows
 from .evidence import (
     IN_FOCUS,
@@ -20,6 +20,8 @@ from .evidence import (
     _per_freeze_median_t,
     _sign,
     _small,
+    lattice_names,
+    lattice_of,
     log_spread_across_sources,
     matrix,
     off_diagonal,
@@ -66,7 +68,7 @@ def structure_symmetry_transfers(ev: Evidence) -> float:
     such source pairs, averaged over targets: +1 when a same-symmetry source always transfers best."""
     small = _small(ev)
     m = matrix(ev, "P", domains=small)
-    sym = {d: LATTICES[d.rsplit("_", 1)[0]].structure for d in small}
+    sym = {d: lattice_of(ev, d.rsplit("_", 1)[0]).structure for d in small}
     scores = []
     for t in m.columns:
         same = [m.loc[s, t] for s in m.index if s != t and sym[s] == sym[t] and np.isfinite(m.loc[s, t])]
@@ -78,18 +80,22 @@ def structure_symmetry_transfers(ev: Evidence) -> float:
     return float(np.mean(scores))
 
 
-def _lattice_mass(name: str) -> float:
-    """Mean atomic mass (u) of a lattice's atoms: 'lighter elements'."""
-    return float(LATTICES[name].unit_cell().get_masses().mean())
+def _lattice_mass(lattice) -> float:
+    """Mean atomic mass (u) of a lattice's atoms (a lattice, or a built-in one's name): 'lighter elements'."""
+    return float(st.get_lattice(lattice).unit_cell().get_masses().mean())
 
 
-def _symmetry_pairs(domains) -> list[tuple[str, str]]:
-    """(lighter, heavier) lattice domains per symmetry class of exactly two lattices."""
+def _symmetry_pairs(domains, ev: Evidence | None = None) -> list[tuple[str, str]]:
+    """(lighter, heavier) lattice domains per symmetry class of exactly two lattices (the materials of ``ev``'s
+    run: CIF crystals included; without it, built-in lattices)."""
+    def material(d):
+        name = d.rsplit("_", 1)[0]
+        return lattice_of(ev, name) if ev is not None else st.get_lattice(name)
+
     by_class: dict[str, list[str]] = {}
     for d in domains:
-        by_class.setdefault(LATTICES[d.rsplit("_", 1)[0]].structure, []).append(d)
-    return [tuple(sorted(m, key=lambda d: _lattice_mass(d.rsplit("_", 1)[0]))) for m in by_class.values()
-            if len(m) == 2]
+        by_class.setdefault(material(d).structure, []).append(d)
+    return [tuple(sorted(m, key=lambda d: _lattice_mass(material(d)))) for m in by_class.values() if len(m) == 2]
 
 
 def structure_lighter_transfers_better(ev: Evidence) -> float:
@@ -97,7 +103,7 @@ def structure_lighter_transfers_better(ev: Evidence) -> float:
     P(heavier -> t) - P(lighter -> t), averaged: > 0 when the lighter source does better on the same targets."""
     small = _small(ev)
     m = matrix(ev, "P", domains=small)
-    signs = [_sign(m.loc[heavy, t] - m.loc[light, t]) for light, heavy in _symmetry_pairs(small) for t in m.columns
+    signs = [_sign(m.loc[heavy, t] - m.loc[light, t]) for light, heavy in _symmetry_pairs(small, ev) for t in m.columns
              if light in m.index and heavy in m.index and np.isfinite(m.loc[heavy, t] - m.loc[light, t])]
     if not signs:
         raise MissingEvidence("symmetry classes of two lattices with cells on common targets")
@@ -116,7 +122,7 @@ def _size_gaps(ev: Evidence, stage: str) -> pd.Series:
     """Per lattice with both sizes: log10(stage(small -> large) / P(large -> large))."""
     m = matrix(ev, stage)
     gaps = {}
-    for name in LATTICES:
+    for name in lattice_names(ev):
         s, big = f"{name}_small", f"{name}_large"
         if s in m.index and big in m.index and big in m.columns and np.isfinite(m.loc[s, big]):
             gaps[name] = np.log10(m.loc[s, big] / m.loc[big, big])
@@ -247,7 +253,8 @@ def distance_table(ev: Evidence, stage: str) -> pd.DataFrame:
     m = matrix(ev, stage)
     cells = off_diagonal(m).rename("loss").reset_index()
     cells.columns = ["source", "target", "loss"]
-    cells["distance"] = [optics.domain_distance(ev.series, a, b, _pixel_size(ev))
+    scope = tuple(sorted(ev.preset.microscope.items())) if ev.preset is not None else ()
+    cells["distance"] = [optics.domain_distance(ev.series, a, b, _pixel_size(ev), scope)
                          for a, b in zip(cells.source, cells.target)]
     cells["relative"] = np.log10(cells.loss / cells.groupby("target").loss.transform("median"))
     return cells
