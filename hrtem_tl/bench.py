@@ -306,7 +306,7 @@ def bench_evaluation(presets=("cpu", "cpu-fine"), device: str = "auto", members=
         print(f"device {dev}: this bench measures CPU cores")
         return
     torch.set_num_threads(1)
-    print("evaluation, one core: preset  side  K  before (member-images/s)  now  speed-up")
+    print("evaluation on one core (whole validation images, K stacked models): member-images/s before -> now")
     sides = dict.fromkeys([get_preset(n).for_series(s).image_pixels for n in presets for s in ("dose", "structure")])
     for side in sides:
         for k in members:

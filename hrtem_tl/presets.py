@@ -202,7 +202,8 @@ CPU = Preset(
                            "learns them (cpu-fine: 96-pixel crops, 2048 an epoch) costs 4.5x, about 16 min more",
         "replicates": "3 / 2 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
                       "ones transferred to every target: a pretraining takes 12-14 core-seconds and a transfer "
-                      "2-2.5 here (measured). Three for dose because on 0.25 Å pixels its P claims are decided at "
+                      "1.6 (structure), 2.3 (defocus) or 3.1 (dose, 0.25 Å validation images) here, evaluation "
+                      "included (measured 2026-12-02, a stack of 8 on one core). Three for dose because on 0.25 Å pixels its P claims are decided at "
                       "R = 3 with intervals 0.1-0.2 wide (above); a second transferred dose replicate because with "
                       "one, a single poor pretraining sets a whole row of T (measured before on defocus: +-5 nm "
                       "rows at 0.07-0.12 after transfer against 0.03 for the others); structure gets two because "
@@ -212,7 +213,9 @@ CPU = Preset(
                       "lesson replicates ran 42.7 min from an empty cache on 2 cores (2026-12-02: scenes 5.2, "
                       "pretrainings 8.5, transfers 26.4, chapters 2.4; the machine ran about 13 % slower than the "
                       "day before, and a benchmark of ours ran beside it for 10 min), with defocus 11 hold, 2 "
-                      "undecided, dose 6 hold: over the 30-minute ceiling",
+                      "undecided, dose 6 hold: over the 30-minute ceiling. As it is now (evaluation in "
+                      "channels_last, 2026-12-02): 30.2 min (scenes and datasets 5.9, pretrainings 7.9, transfers "
+                      "14.5, chapters 1.7), at the ceiling and 10 minutes over the 20-minute target",
         "validate_every_epoch": "off: a pretraining validates on its own domain each epoch and on every domain "
                                 "once, at the selected epoch (the same P; 22 % less time per structure "
                                 "pretraining, 13 % defocus, 5 % dose, measured)",
