@@ -27,8 +27,8 @@ import pandas as pd
 from . import datasets as ds
 from . import train as tr
 from .cache import atomic_write, cache_dir, key_of, move_aside
-from .model import FREEZE_OPTIONS, count_trainable
 from .datasets import command
+from .model import FREEZE_OPTIONS, count_trainable
 from .presets import Preset, get_preset
 
 MIXTURE_PAIR = ("-100", "50")  # the baseline mixes -10 nm and +5 nm data (STUDY.md 4, Fig 7.2)

@@ -311,8 +311,10 @@ def test_lattices_name_the_structure_series_materials_built_in_or_from_a_cif(tmp
     assert ds.lattice_of(next(s for s in specs if s["lattice"] == "NaCl")).name == "NaCl"
     # keyed by what the crystal is: another label sigma is another scene
     blurred = ds.with_parameters(cpu, lattices=["Au", str(cif)], cif_label_blur=1.0)
-    key = lambda pr: {ds.key_of(s) for s in ds.scene_specs(ds.get_series("structure", pr), pr, "val")
-                      if s["lattice"] == "NaCl"}
+    def key(pr):
+        return {ds.key_of(s) for s in ds.scene_specs(ds.get_series("structure", pr), pr, "val")
+                if s["lattice"] == "NaCl"}
+
     assert key(blurred).isdisjoint(key(other))
     assert ds.study_parameters(other)["lattices"] == ["Au", "NaCl"] and ds.changed_parameters(other)["lattices"]
     # the study's nine are the study's keys

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import structures as st
 from ..model import FREEZE_OPTIONS
 from ..presets import Preset, get_preset
-from .. import structures as st
 from ..structures import LATTICES
 from ..study import cell_table, model_table
 
