@@ -476,5 +476,5 @@ def test_the_structure_chapter_re_executed_with_gold_and_a_cif_material(smoke_ca
     assert "Au, NaCl" in json.dumps(nb, ensure_ascii=False)  # the changed parameter, on the page
     new_scenes = files("scenes") - before["scenes"]
     assert new_scenes and {p.parts[0] for p in new_scenes} == {"Au", "NaCl"}
-    assert {p.parts[0] for p in files("models") - before["models"]} == {"structure"}
+    assert {p.parts[1] for p in files("models") - before["models"]} == {"structure"}
     assert {p.parts[0] for p in files("results/rows") - before["results/rows"]} == {"structure"}

@@ -310,6 +310,13 @@ def test_published_cells_cover_the_heatmaps():
     assert claims.agreement(claims.published("dose"), "T") == pytest.approx(1.0)
 
 
+def test_the_rank_correlation_is_nan_on_domains_the_study_did_not_publish():
+    """A run on gold and a CIF crystal (none published) or with one published lattice among them: no correlation."""
+    for domains in (["Au_small", "NaCl_small", "CeO2_small"], ["Au_small", "NaCl_small", "Cu_small"]):
+        ev = cells_evidence("structure", lambda a, b: 1.0 + (a != b) + 0.1 * len(b), lambda a, b: 1.0, domains)
+        assert np.isnan(claims.agreement(ev, "P", domains))
+
+
 # ---------------------------------------------------------------- smoke end to end
 
 def test_claims_command_on_the_smoke_cache_reports_statistics_but_no_verdicts(smoke_cache):

@@ -58,12 +58,12 @@ def scorecard(ev: Evidence, n_bootstrap: int = N_BOOTSTRAP) -> pd.DataFrame:
 def agreement(ev: Evidence, stage: str, domains=None) -> float:
     """Spearman rank correlation between our median cells and the published ones (freeze "all", matched cells);
     NaN when fewer than three cells match (a run on other domains than the study's)."""
-    ours = off_diagonal(matrix(ev, stage, domains=domains)).rename("ours")
-    ref = matrix(published(ev.series), stage, domains=domains).stack().rename("paper")
-    both = pd.concat([ours, ref], axis=1, join="inner").dropna()
     try:
+        ours = off_diagonal(matrix(ev, stage, domains=domains)).rename("ours")
+        ref = matrix(published(ev.series), stage, domains=domains).stack().rename("paper")
+        both = pd.concat([ours, ref], axis=1, join="inner").dropna()
         return spearman(both.ours, both.paper)
-    except MissingEvidence:
+    except MissingEvidence:  # no published cell among the run's domains, or fewer than three matched
         return float("nan")
 
 
