@@ -193,8 +193,10 @@ def published_beside(ref: pd.DataFrame, series: str, order, name: str, cell: int
     sentence saying that it published none of them (a run on other doses, defoci or lattices)."""
     matched = [d for d in order if d in set(ref.source) and d in set(ref.target)]
     if len(matched) < 2:
-        return Note(f"The study published no {series} cells for this run's domains ({', '.join(map(str, order))}): "
-                    "there is nothing to set beside them, and the rank correlation below does not apply.")
+        which = f"cells for only one of this run's domains ({matched[0]})" if matched else \
+            f"no {series} cells for this run's domains ({', '.join(map(str, order))})"
+        return Note(f"The study published {which}: there is no heatmap to set beside this run's, and the rank "
+                    "correlation below does not apply.")
     return show(reference_heatmaps(ref, series, matched, cell=cell), name)
 
 
