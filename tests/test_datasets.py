@@ -107,7 +107,9 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path):
     import time
 
     env = dict(os.environ, HRTEM_TL_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "hrtem_tl", "simulate", "--preset", "smoke", "--series", "dose"],
+    # every series (120 scenes): the signal lands while most of the work is still to do (the dose series alone,
+    # 12 scenes, once finished before the signal on an idle machine)
+    proc = subprocess.Popen([sys.executable, "-m", "hrtem_tl", "simulate", "--preset", "smoke", "--series", "all"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "cache").glob("scenes/*/*.npz")):
@@ -122,7 +124,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path):
     assert not [pid for pid in children if _alive(pid)], "workers left running"
     assert not list((tmp_path / "cache").rglob("*.tmp"))
     done = len(list((tmp_path / "cache").glob("scenes/*/*.npz")))
-    rerun = _cli("simulate", "--preset", "smoke", "--series", "dose", cwd=tmp_path)
+    rerun = _cli("simulate", "--preset", "smoke", "--series", "all", cwd=tmp_path)
     assert rerun.returncode == 0 and len(list((tmp_path / "cache").glob("scenes/*/*.npz"))) >= done
 
 
@@ -265,7 +267,7 @@ def test_scientific_parameters_in_the_studys_units_become_series_domains_and_con
     ({"transfer_size": 100}, r"transfer_size=100 must be a whole number of images from 1 to 32"),
     ({"epochs": 0}, r"epochs=0 must be a whole number, 1 or more"),
     ({"learning_rates": [1e-3]}, r"learning_rates=\[0.001\] must be two positive numbers below 1"),
-    ({"voltage": 200}, r"parameter 'voltage' is unknown; allowed: doses, dose_defocus, "),
+    ({"wavelength": 0.02}, r"parameter 'wavelength' is unknown; allowed: doses, dose_defocus, "),
 ])
 def test_a_bad_parameter_is_one_line_naming_it_and_what_is_allowed(params, message):
     with pytest.raises(ValueError, match=message):
