@@ -122,10 +122,14 @@ def study_parameters(preset: Preset | None = None) -> dict:
     return out
 
 
+def crystals_of(preset: Preset | None) -> dict:
+    """The CIF materials a preset images in the structure series: {name: crystal spec} (none: {})."""
+    return preset.series_settings.get("structure", {}).get("crystals", {}) if preset is not None else {}
+
+
 def _cif_label_blur(preset: Preset | None) -> float:
     """The label sigma (Å) of the CIF materials a preset images (the default when it images none)."""
-    crystals = preset.series_settings.get("structure", {}).get("crystals", {}) if preset is not None else {}
-    return next((c["label_blur"] for c in crystals.values()), st.CIF_LABEL_BLUR)
+    return next((c["label_blur"] for c in crystals_of(preset).values()), st.CIF_LABEL_BLUR)
 
 
 def changed_parameters(preset: Preset) -> dict:
@@ -139,7 +143,7 @@ def command(verb: str, series: str, preset: Preset, cache=None) -> str:
     parameter the preset runs with that is not the study's (a CIF material by its file name: give its path)."""
     import shlex
 
-    crystals = preset.series_settings.get("structure", {}).get("crystals", {})
+    crystals = crystals_of(preset)
 
     def shown(name, value):
         if isinstance(value, list):

@@ -163,7 +163,9 @@ def lattice_names(ev: Evidence) -> list[str]:
 
 def lattice_of(ev: Evidence, name: str):
     """A material of a structure run: a built-in lattice, or a CIF crystal its preset carries."""
-    crystals = ev.preset.series_settings.get("structure", {}).get("crystals", {}) if ev.preset is not None else {}
+    from ..datasets import crystals_of
+
+    crystals = crystals_of(ev.preset)
     return st.Crystal.from_spec(crystals[name]) if name in crystals else st.get_lattice(name)
 
 
