@@ -34,7 +34,8 @@ FIGURE_SERIES = ("dose", "structure")  # Fig 9.1 and Fig 9.2
 SIZE_LATTICES = ("CdSe", "Cu", "Si", "Fe")
 # what an arm may change: a series' pixels and electrons per pixel (its datasets are made for the arm: a preset
 # travels as a value, so the arm's data are keyed by its own numbers) and the training
-ARM_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops", "width", "epochs", "replicates", "main_lr")
+ARM_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops", "width", "epochs", "replicates", "main_lr",
+              "structure_train")  # structure_train: training scenes per structure dataset (new ones simulated)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ ARMS = (
     Arm("cpu lr 1e-2", "cpu", {"main_lr": (1e-2, 1e-3)}, "the default with a pretraining learning rate of "
         "1e-2 (3e-3 by default; Adam, decayed 0.99 an epoch)"),
     Arm("cpu lr 1e-3", "cpu", {"main_lr": (1e-3, 1e-3)}, "the default with a pretraining learning rate of 1e-3"),
+    Arm("cpu width 16", "cpu", {"width": 16}, "the default with twice the channels (0.9 M parameters)"),
+    Arm("cpu 2x scenes", "cpu", {"structure_train": 64}, "the default with 64 training scenes per structure "
+        "dataset (128 for large particles) instead of 32: twice the particles seen, the same steps"),
     Arm("cpu-fine", "cpu-fine", {}, "0.25 Å pixels (1.56x the study's electrons per pixel), 96-pixel (24 Å) crops, "
         "2048 crops an epoch"),
     Arm("cpu-fine 16 Å crops", "cpu-fine", {"crop": 64},

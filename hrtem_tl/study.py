@@ -102,17 +102,20 @@ def grid(series: str, preset: str | Preset) -> list[Job]:
     lr_pre, lr_tr = pr.main_lr
     reps, transferred = range(pr.n_replicates(series)), range(pr.n_transfer_replicates(series))
     jobs = []
+    swept = range(pr.n_sweep_replicates()) if series == "defocus" else transferred
     for a, b in _transfer_pairs(series, pr):
-        for fr, seed, r in itertools.product(FREEZE_OPTIONS, pr.seeds, transferred):
+        # the baseline pair (beside the mixtures) from as many pretrainings as the sweep
+        reps_ab = swept if (a, b) == MIXTURE_PAIR else transferred
+        for fr, seed, r in itertools.product(FREEZE_OPTIONS, pr.seeds, reps_ab):
             jobs.append(Job(series, "transfer", a, seed, lr_pre, b, fr, lr_tr, pr.transfer_size, replicate=r))
     if series == "defocus":
         for a, b in _transfer_pairs(series, pr):
             if a not in _subset(pr.sweep_sources, s.sources) or b not in _subset(pr.sweep_targets, s.domains):
                 continue
-            # every learning-rate pair from as many pretrainings as the heatmaps transfer: the sweep's comparisons
-            # then rest on more than one pretraining per pair
+            # every learning-rate pair from ``sweep_replicates`` pretrainings each (at least as many as the
+            # heatmaps transfer): a comparison of pairs then rests on more than one pretraining per pair
             for (lp, lt), n, fr, seed, r in itertools.product(pr.lr_pairs, pr.transfer_sizes, FREEZE_OPTIONS,
-                                                               pr.seeds, transferred):
+                                                               pr.seeds, swept):
                 jobs.append(Job(series, "transfer", a, seed, lp, b, fr, lt, n, replicate=r))
         for mix, seed in itertools.product(pr.mixtures if set(MIXTURE_PAIR) <= set(s.domains) else (), pr.seeds):
             jobs.append(Job(series, "mixture", MIXTURE_PAIR[0], seed, lr_pre, MIXTURE_PAIR[1], mixture=tuple(mix)))

@@ -263,6 +263,27 @@ def test_bootstrap_draws_whole_pretrained_models_for_the_transfers():
     assert set(np.round(shares, 6)) <= {0.0, 0.5, 1.0} and {0.0, 1.0} <= set(np.round(shares, 6))
 
 
+def test_cells_transferred_from_more_pretrainings_are_drawn_among_those_only():
+    """A second pretraining of one source transferred to one target only (the defocus sweep's and baseline
+    pair's cells, ``Preset.sweep_replicates``): every draw keeps every cell of the other targets (drawn among the
+    pretrainings that hold them), and that target's cell draws whole pretrainings from its two."""
+    table = dose_results(0.0, replicates=2)
+    transfers = table[table.kind == "transfer"]
+    second = transfers[(transfers.source == "30") & (transfers.target == "600")].assign(
+        replicate=1, T=lambda t: t["T"] * 10, T_study=lambda t: t.T_study * 10)
+    table = pd.concat([table, second], ignore_index=True)
+    units = claims.strata(table)
+    rng = np.random.default_rng(2)
+    shares = []
+    for _ in range(40):
+        draw = claims.resample(table, units, rng)
+        tr = draw[(draw.kind == "transfer") & (draw.source == "30")]
+        assert set(tr.target) == set(transfers[transfers.source == "30"].target)
+        assert (tr[tr.target != "600"].replicate == 0).all()
+        shares.append((tr[tr.target == "600"].replicate == 1).mean())
+    assert {0.0, 1.0} <= set(np.round(shares, 6)) <= {0.0, 0.5, 1.0}
+
+
 def test_the_lighter_statistic_compares_sources_on_the_same_targets():
     # only the lighter of each class is better, by a constant factor on every target: +1
     small = [f"{n}_small" for n in LATTICES]

@@ -215,6 +215,21 @@ def test_replicates_are_independent_pretrainings_of_each_source():
     assert len({j.train_seed() for j in transfers}) == pr.n_transfer_replicates("dose")
 
 
+def test_the_sweep_and_the_baseline_pair_transfer_more_pretrainings_than_the_heatmaps():
+    from dataclasses import replace
+
+    pr = replace(get_preset("cpu"), sweep_replicates=2)
+    assert pr.n_transfer_replicates("defocus") == 1 and pr.n_sweep_replicates() == 2
+    transfers = [j for j in study.grid("defocus", pr) if j.kind == "transfer"]
+    swept = {(j.source, j.target) for j in transfers if j.replicate == 1}
+    assert swept == {(a, b) for a in pr.sweep_sources for b in pr.sweep_targets} | {study.MIXTURE_PAIR}
+    lr_pairs = {(j.lr_pretrain, j.lr_transfer) for j in transfers if j.replicate == 1}
+    assert lr_pairs == set(pr.lr_pairs)
+    base = {j for j in study.grid("defocus", get_preset("cpu")) if j.kind == "transfer"}
+    assert base <= set(transfers)  # the heatmaps' transfers are the same jobs
+    assert replace(pr, sweep_replicates=5).n_sweep_replicates() == pr.n_replicates("defocus")
+
+
 def test_deferred_validation_gives_the_same_p(dose_study):
     """A pretraining that validates every domain at every epoch and one that scores them once at the selected
     epoch (``validate_every_epoch``) record the same P on every domain."""

@@ -90,6 +90,10 @@ def strata(results: pd.DataFrame) -> list[list[list[np.ndarray]]]:
       takes pretrained models with replacement, then transfers within each, so that the spread between
       pretrainings reaches the T cells (the study's T cell pools freezing options and initialisations);
     - the models of a mixture: one group, each row a cluster.
+
+    Where some cells are transferred from more of a source's pretrainings than the others (the defocus sweep and
+    baseline pair, ``Preset.sweep_replicates``), the cells held by the same pretrained models form a group of their
+    own: every drawn model then holds every cell of its group.
     """
     tree: dict = {}
     for pos, row in enumerate(results.to_dict("records")):
@@ -101,8 +105,18 @@ def strata(results: pd.DataFrame) -> list[list[list[np.ndarray]]]:
             group = _text(row, ("series", "kind", "source", "target", "lr_pretrain", "mixture"))
             cluster, stratum = str(pos), ""
         tree.setdefault(group, {}).setdefault(cluster, {}).setdefault(stratum, []).append(pos)
-    return [[[np.asarray(rows) for _, rows in sorted(cluster.items())] for _, cluster in sorted(group.items())]
-            for _, group in sorted(tree.items())]
+    units = []
+    for _, group in sorted(tree.items()):
+        holders: dict = {}  # stratum -> the clusters that hold it
+        for name, cluster in group.items():
+            for stratum in cluster:
+                holders.setdefault(stratum, set()).add(name)
+        families: dict = {}  # the same holders -> one group
+        for stratum, names in holders.items():
+            families.setdefault(frozenset(names), []).append(stratum)
+        for names, family in sorted(families.items(), key=lambda kv: sorted(kv[1])):
+            units.append([[np.asarray(group[c][st]) for st in sorted(family)] for c in sorted(names)])
+    return units
 
 
 def resample(results: pd.DataFrame, units: list[list[list[np.ndarray]]], rng: np.random.Generator) -> pd.DataFrame:
