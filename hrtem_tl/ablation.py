@@ -35,7 +35,7 @@ SIZE_LATTICES = ("CdSe", "Cu", "Si", "Fe")
 # what an arm may change: a series' pixels and electrons per pixel (its datasets are made for the arm: a preset
 # travels as a value, so the arm's data are keyed by its own numbers) and the training
 ARM_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops", "width", "epochs", "replicates", "main_lr",
-              "structure_train")  # structure_train: training scenes per structure dataset (new ones simulated)
+              "structure_train", "scratch_schedule")  # structure_train: training scenes per structure dataset (new ones simulated)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ ARMS = (
         "1e-2 (3e-3 by default; Adam, decayed 0.99 an epoch)"),
     Arm("cpu lr 1e-3", "cpu", {"main_lr": (1e-3, 1e-3)}, "the default with a pretraining learning rate of 1e-3"),
     Arm("cpu width 16", "cpu", {"width": 16}, "the default with twice the channels (0.9 M parameters)"),
+    Arm("cpu cosine", "cpu", {"scratch_schedule": "cosine"}, "the default with the pretraining rate annealed to 0 "
+        "by a half cosine over the epochs (the study: x0.99 an epoch)"),
+    Arm("cpu width 16 cosine", "cpu", {"width": 16, "scratch_schedule": "cosine"}, "width 16 and the cosine "
+        "schedule"),
     Arm("cpu 2x scenes", "cpu", {"structure_train": 64}, "the default with 64 training scenes per structure "
         "dataset (128 for large particles) instead of 32: twice the particles seen, the same steps"),
     Arm("cpu-fine", "cpu-fine", {}, "0.25 Å pixels (1.56x the study's electrons per pixel), 96-pixel (24 Å) crops, "

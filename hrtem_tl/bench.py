@@ -148,7 +148,7 @@ def _train_steps(members: int, width: int, crop: int, bf16: bool, steps: int, ba
     if baseline:  # the step before: channels_last only together with bf16
         fmt = torch.channels_last if bf16 and crop <= tr.CHANNELS_LAST_MAX_SIDE else torch.contiguous_format
     else:
-        fmt = tr.memory_format(torch.device("cpu"), crop)
+        fmt = tr.memory_format(torch.device("cpu"), crop, width=width)
     net.to(memory_format=fmt)
     opt = (torch.optim.Adam(net.parameters(), lr=1e-3, foreach=False) if baseline
            else tr.adam(list(net.parameters()), 1e-3))

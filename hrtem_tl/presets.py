@@ -77,6 +77,10 @@ class Preset:
     seeds: tuple = (0, 1, 2)
     augment: str = "all8"  # "all8": each image in all 8 dihedral forms per epoch; "random": one random form
     batch_size: int = 16
+    # the learning-rate schedule of models trained from scratch (pretrainings, mixtures, the hands-on chapter's
+    # from-scratch models): "exponential" (the study's x0.99 an epoch) or "cosine" (``train.SCHEDULES``);
+    # transfers keep the study's. A model's key holds it only when it is not the study's
+    scratch_schedule: str = "exponential"
     crop: int = 0  # train on random crops of this many pixels (0: whole image)
     # with crop: random crops in an epoch of a model trained from scratch (pretraining, mixtures), whatever the
     # size of its dataset (each image and dihedral form cropped as many times as that takes); 0: one crop of each.
@@ -152,6 +156,8 @@ class Preset:
         """Everything that determines a trained model beyond its job (cache keys of models use it): the name,
         the data and the training settings; not the grid (seeds, learning-rate pairs, sizes) nor the notes."""
         params = {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
+        if self.scratch_schedule != "exponential":
+            params["scratch_schedule"] = self.scratch_schedule
         if self.microscope:
             params["microscope"] = deepcopy(self.microscope)
         return params

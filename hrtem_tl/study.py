@@ -190,8 +190,9 @@ def _config(job: Job, pr: Preset, lr: float, epochs: int, n_images: int) -> tr.T
         crops = max(1, round(per_epoch / (forms * n_images)))
     elif job.kind != "transfer" and pr.crop and pr.epoch_crops:
         crops = max(1, round(pr.epoch_crops / (forms * n_images)))
+    schedule = "exponential" if job.kind == "transfer" else pr.scratch_schedule
     return tr.TrainConfig(epochs=epochs, lr=lr, batch_size=pr.batch_size, augment=pr.augment,
-                          crop=pr.crop, crops_per_image=crops, seed=job.train_seed())
+                          crop=pr.crop, crops_per_image=crops, seed=job.train_seed(), schedule=schedule)
 
 
 def minibatches(job: Job, pr: Preset, n_images: int) -> int:

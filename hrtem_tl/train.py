@@ -23,6 +23,9 @@ from .simulate import standardize
 
 LR_DECAY = 0.99  # per epoch, STUDY.md 4
 AUGMENT_OPTIONS = ("all8", "random", "none")
+# how the learning rate moves over the epochs: the study's x0.99 an epoch, or a half cosine from the rate to 0 over
+# the epochs (the rate of epoch e is lr (1 + cos(pi e / E)) / 2)
+SCHEDULES = ("exponential", "cosine")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -85,10 +88,13 @@ class TrainConfig:
     crop: int = 0
     crops_per_image: int = 1  # random crops (with ``crop``; else passes) of each image and dihedral form per epoch
     seed: int = 0
+    schedule: str = "exponential"  # one of SCHEDULES
 
     def __post_init__(self):
         if self.augment not in AUGMENT_OPTIONS:
             raise ValueError(f"augment={self.augment!r} is unknown; allowed: {', '.join(AUGMENT_OPTIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is unknown; allowed: {', '.join(SCHEDULES)}")
         if self.crops_per_image < 1:
             raise ValueError(f"crops_per_image={self.crops_per_image} must be >= 1")
 
@@ -188,13 +194,20 @@ def _autocast(device: torch.device):
 # bf16, under glibc's heap checks (GLIBC_TUNABLES=glibc.malloc.check=3), its fp32 logits equal the default
 # layout's within 6e-8 (measured 2026-12-02), so evaluation runs channels_last whatever the side.
 CHANNELS_LAST_MAX_SIDE = 256
+# On an AVX2 CPU (no AVX512; fp32) the same backward pass corrupts the heap for networks of width 4 at every side
+# from 32 to 320 px ("double free or corruption", "free(): invalid next size"), while width 8 and 16 run at 32-320
+# px under the heap checks (measured 2026-12-02): narrower networks train in the default layout
+CHANNELS_LAST_MIN_WIDTH = 8
 
 
-def memory_format(device: torch.device, side: int, training: bool = True) -> torch.memory_format:
-    """The layout of a network and its inputs of ``side`` pixels: channels_last on CUDA, for evaluation (no
-    gradients) on a CPU, and for training on a CPU up to 256 px (1.43x the fp32 steps of the default layout at the
-    cpu preset's shapes, measured on one core), whatever the precision; the default layout above (the crash above)."""
-    if device.type == "cuda" or not training or side <= CHANNELS_LAST_MAX_SIDE:
+def memory_format(device: torch.device, side: int, training: bool = True, width: int = 8) -> torch.memory_format:
+    """The layout of a network of ``width`` and its inputs of ``side`` pixels: channels_last on CUDA, for
+    evaluation (no gradients) on a CPU, and for training on a CPU up to 256 px at width 8 or more (1.43x the fp32
+    steps of the default layout at the cpu preset's shapes on an AVX512 core, 1.27x for a stack of 8 on an AVX2
+    one, measured), whatever the precision; the default layout otherwise (the crashes above)."""
+    if device.type == "cuda" or not training:
+        return torch.channels_last
+    if side <= CHANNELS_LAST_MAX_SIDE and width >= CHANNELS_LAST_MIN_WIDTH:
         return torch.channels_last
     return torch.contiguous_format
 
@@ -202,7 +215,7 @@ def memory_format(device: torch.device, side: int, training: bool = True) -> tor
 def _layout(model: UNet, x: torch.Tensor, device: torch.device, training: bool = True) -> torch.Tensor:
     """``x`` on ``device`` in the layout for its side (and for training or evaluation), with ``model``'s weights
     in that layout too (converted only when it changes)."""
-    fmt = memory_format(device, max(x.shape[-2:]), training)
+    fmt = memory_format(device, max(x.shape[-2:]), training, model.width)
     if getattr(model, "_layout", None) is not fmt:
         model.to(memory_format=fmt)
         model._layout = fmt
@@ -284,6 +297,14 @@ def adam(params, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+def scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule of ``cfg`` (stepped after each epoch)."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda e: 0.5 * (1 + np.cos(np.pi * min(e, cfg.epochs) / cfg.epochs)))
+    return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=LR_DECAY)
+
+
 def fit(model: UNet, train: Data, val: dict[str, Data], cfg: TrainConfig, select: str,
         device: torch.device) -> History:
     """Train ``model`` on ``train`` for ``cfg.epochs``; validate on every set of ``val`` after each epoch.
@@ -303,8 +324,9 @@ def fit_stack(models: list[UNet], trains: list[Data], vals: list[dict[str, Data]
     from .model import member_state, stack_states
 
     members = len(models)
-    if len({len(v) for v in vals}) != 1 or len({c.epochs for c in cfgs}) != 1 or len({c.lr for c in cfgs}) != 1:
-        raise ValueError("a stack's models need the same epochs, learning rate and number of validation sets")
+    if len({len(v) for v in vals}) != 1 or len({(c.epochs, c.lr, c.schedule) for c in cfgs}) != 1:
+        raise ValueError("a stack's models need the same epochs, learning rate, schedule and number of "
+                         "validation sets")
     if members == 1:
         net = models[0]
     else:
@@ -315,7 +337,7 @@ def fit_stack(models: list[UNet], trains: list[Data], vals: list[dict[str, Data]
     gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     net.to(device)
     opt = adam([p for p in net.parameters() if p.requires_grad], cfgs[0].lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=LR_DECAY)
+    sched = scheduler(opt, cfgs[0])
     hists = [History(losses={name: [] for name in v}, study={name: [] for name in v}) for v in vals]
     names = [list(v) for v in vals]
     train_time, seen = 0.0, 0

@@ -50,11 +50,12 @@ def _task(gen, n, side):
 
 @pytest.mark.parametrize("option", ["none", "encoder", "decoder"])
 def test_stacked_models_equal_single_models_up_to_float_rounding(option, monkeypatch):
-    """Three models trained as one stack give each the per-epoch validation losses (within 3 %) and the selected
-    epoch that it gets trained alone. Rounding is all that differs, and training amplifies it: the same single
-    model trained on 2 threads instead of 1 moves its losses by about as much (0.1-2 % here, measured), fp32."""
+    """Three models trained as one stack give each the per-epoch validation losses and the selected epoch that it
+    gets trained alone, up to rounding. Training amplifies rounding, by a machine-dependent amount: the same single
+    model trained on 2 threads instead of 1 moved its losses by 0.1-2 % on an AVX512 CPU and up to 9 % (encoder
+    frozen) on an AVX2 one, fp32 (measured). So the tolerance is that spread, measured here (at least 3 %), and the
+    selected epoch may differ only where two epochs tie within it."""
     monkeypatch.setattr(tr, "mixed_precision", lambda device: False)
-    torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     trains = [_task(gen, 16, 96) for _ in range(3)]
     vals = [{"own": _task(gen, 8, 96), "other": _task(gen, 4, 128)} for _ in range(3)]
@@ -62,18 +63,26 @@ def test_stacked_models_equal_single_models_up_to_float_rounding(option, monkeyp
     models = [tr.new_model(8, s) for s in (11, 12, 13)]
     for m in models:
         freeze(m, option)
-    alone = [tr.fit(copy.deepcopy(m), t, v, c, "own", torch.device("cpu")) for m, t, v, c in
-             zip(models, trains, vals, cfgs)]
+
+    def alone(threads):
+        torch.set_num_threads(threads)
+        return [tr.fit(copy.deepcopy(m), t, v, c, "own", torch.device("cpu")) for m, t, v, c in
+                zip(models, trains, vals, cfgs)]
+
+    again, single = alone(2), alone(1)
     before = [copy.deepcopy(m.state_dict()) for m in models]
     stacked = tr.fit_stack(models, trains, vals, cfgs, ["own"] * 3, torch.device("cpu"))
     for m, state in zip(models, before):  # the members' own networks are left as they were
         assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
-    for a, b in zip(alone, stacked):
-        assert a.best_epoch == b.best_epoch
+    for a, b, c in zip(single, stacked, again):
+        spread = max(abs(x - y) / abs(x) for name in a.losses for x, y in zip(a.losses[name], c.losses[name]))
+        rel = max(0.03, 1.5 * spread)
+        own = a.losses["own"]
+        assert a.best_epoch == b.best_epoch or own[b.best_epoch] == pytest.approx(own[a.best_epoch], rel=rel)
         for name in a.losses:
-            assert b.losses[name] == pytest.approx(a.losses[name], rel=0.03)
-            assert b.study[name] == pytest.approx(a.study[name], rel=0.05, abs=1e-3)
-        assert b.train == pytest.approx(a.train, rel=0.03)
+            assert b.losses[name] == pytest.approx(a.losses[name], rel=rel)
+            assert b.study[name] == pytest.approx(a.study[name], rel=max(0.05, 2 * rel), abs=1e-3)
+        assert b.train == pytest.approx(a.train, rel=rel)
         if option != "none":  # the frozen half is exactly the pretrained one in both
             frozen = [k for k in a.best_state if k.startswith(option)]
             assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in frozen if "num_batches" not in k)
@@ -102,7 +111,9 @@ def _shapes(pr):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_one_training_step_at_every_presets_shapes_runs_on_the_cpu(name):
     """One step of training and one evaluation at each preset's shapes in the layout the code picks, at a small
-    width (the paper preset's whole 640-pixel images included: channels_last there corrupted oneDNN's heap)."""
+    width (the paper preset's whole 640-pixel images included: channels_last there corrupted oneDNN's heap), and
+    a network narrower than every preset's trains in the default layout (channels_last corrupted the heap there
+    on an AVX2 CPU)."""
     pr = get_preset(name)
     train_side, eval_side = _shapes(pr)
     dev = torch.device("cpu")
@@ -111,10 +122,13 @@ def test_one_training_step_at_every_presets_shapes_runs_on_the_cpu(name):
                    torch.randint(0, 2, (2, train_side, train_side), generator=gen))
     val = {"own": tr.Data(torch.randn(2, 1, eval_side, eval_side, generator=gen),
                           torch.randint(0, 2, (2, eval_side, eval_side), generator=gen))}
-    hist = tr.fit(tr.new_model(4, 0), data, val, tr.TrainConfig(epochs=1, lr=1e-3, batch_size=2), "own", dev)
+    hist = tr.fit(tr.new_model(8, 0), data, val, tr.TrainConfig(epochs=1, lr=1e-3, batch_size=2), "own", dev)
     assert hist.best_epoch == 0 and all(torch.isfinite(v).all() for v in hist.best_state.values())
     fmt = tr.memory_format(dev, train_side)
     assert fmt is (torch.channels_last if train_side <= tr.CHANNELS_LAST_MAX_SIDE else torch.contiguous_format)
+    assert tr.memory_format(dev, train_side, width=4) is torch.contiguous_format
+    narrow = tr.fit(tr.new_model(4, 0), data, val, tr.TrainConfig(epochs=1, lr=1e-3, batch_size=2), "own", dev)
+    assert all(torch.isfinite(v).all() for v in narrow.best_state.values())
 
 
 def test_a_cache_of_another_precision_is_named_in_one_line(smoke_cache, monkeypatch):

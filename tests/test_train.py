@@ -230,6 +230,36 @@ def test_the_sweep_and_the_baseline_pair_transfer_more_pretrainings_than_the_hea
     assert replace(pr, sweep_replicates=5).n_sweep_replicates() == pr.n_replicates("defocus")
 
 
+def test_the_cosine_schedule_anneals_a_pretraining_and_keys_its_models():
+    from dataclasses import replace
+
+    from hrtem_tl import train as train_module
+
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    sched = train_module.scheduler(opt, TrainConfig(epochs=4, lr=1.0, schedule="cosine"))
+    rates = []
+    for _ in range(4):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert np.allclose(rates, [1.0, (1 + np.cos(np.pi / 4)) / 2, 0.5, (1 + np.cos(3 * np.pi / 4)) / 2])
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    sched = train_module.scheduler(opt, TrainConfig(epochs=4, lr=1.0))
+    sched.step()
+    assert np.isclose(opt.param_groups[0]["lr"], train_module.LR_DECAY)  # the study's
+    with pytest.raises(ValueError, match="schedule='linear' is unknown; allowed: exponential, cosine"):
+        TrainConfig(schedule="linear")
+    cpu = get_preset("cpu")
+    cosine = replace(cpu, scratch_schedule="cosine")
+    pre = study.Job("structure", "pretrain", "C_small", 0, cpu.main_lr[0])
+    assert pre.key(cosine) != pre.key(cpu)
+    assert study._config(pre, cosine, 1e-3, 6, 32).schedule == "cosine"
+    transfer = study.Job("structure", "transfer", "C_small", 0, cpu.main_lr[0], "Si_small", "none", cpu.main_lr[1],
+                         cpu.transfer_size)
+    assert study._config(transfer, cosine, 1e-3, 6, 16).schedule == "exponential"
+
+
 def test_deferred_validation_gives_the_same_p(dose_study):
     """A pretraining that validates every domain at every epoch and one that scores them once at the selected
     epoch (``validate_every_epoch``) record the same P on every domain."""
