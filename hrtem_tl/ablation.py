@@ -33,9 +33,10 @@ FIGURE_SERIES = ("dose", "structure")  # Fig 9.1 and Fig 9.2
 # four lattices, one per symmetry class but spinel (the size panel); all of them with ``sources="all"``
 SIZE_LATTICES = ("CdSe", "Cu", "Si", "Fe")
 # what an arm may change: a series' pixels and electrons per pixel (its datasets are made for the arm: a preset
-# travels as a value, so the arm's data are keyed by its own numbers) and the training
+# travels as a value, so the arm's data are keyed by its own numbers), its training scenes per structure dataset
+# (the new ones simulated) and the training
 ARM_FIELDS = ("pixel_size", "count_pixel_size", "crop", "epoch_crops", "width", "epochs", "replicates", "main_lr",
-              "structure_train", "scratch_schedule")  # structure_train: training scenes per structure dataset (new ones simulated)
+              "structure_train", "scratch_schedule")
 
 
 @dataclass(frozen=True)
