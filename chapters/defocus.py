@@ -43,6 +43,7 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 defocus_values = None  # nm, a list (default: the study's -25 to +25 in 5 nm steps)
 pretrain_defocus = None  # nm, which of them pretrain (default: the study's -10, -5, 0, +5, +10 among them)
 defocus_dose = None  # e-/Å², the fixed dose (default: the study's 400)
+particle_diameters = None  # nm, [low, high] of the CdSe particles (default: the study's 3-5)
 voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
 cs = None  # mm, the spherical aberration (default: the study's 0)
 focal_spread = None  # Å, the focal spread (default: the study's 10)
@@ -64,7 +65,7 @@ from hrtem_tl.presets import get_preset
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, defocus_values=defocus_values,
                               pretrain_defocus=pretrain_defocus, defocus_dose=defocus_dose, voltage=voltage, cs=cs,
                               focal_spread=focal_spread, transfer_size=transfer_size, epochs=epochs,
-                              learning_rates=learning_rates)
+                              learning_rates=learning_rates, particle_diameters=particle_diameters)
 pr = pr.for_series("defocus")
 clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)

@@ -44,6 +44,8 @@ lattices = None  # materials: built-in lattices (the study's nine, Au) or CIF fi
 cif_label_blur = None  # Å, the label's Gaussian sigma for CIF materials (default 1.6, the study's for most)
 structure_defocus = None  # nm, the fixed defocus (default: the study's -10)
 structure_dose = None  # e-/Å², the fixed dose (default: the study's 300)
+small_radii = None  # nm, [low, high] of the small particles' radii (default: the study's 1-2)
+large_radii = None  # nm, [low, high] of the large particles' radii (default: the study's 2.5-3.5)
 voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
 cs = None  # mm, the spherical aberration (default: the study's 0)
 focal_spread = None  # Å, the focal spread (default: the study's 10)
@@ -63,7 +65,7 @@ from hrtem_tl.presets import get_preset
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, lattices=lattices, cif_label_blur=cif_label_blur,
                               structure_defocus=structure_defocus, structure_dose=structure_dose, voltage=voltage,
                               cs=cs, focal_spread=focal_spread, transfer_size=transfer_size, epochs=epochs,
-                              learning_rates=learning_rates)
+                              learning_rates=learning_rates, small_radii=small_radii, large_radii=large_radii)
 pr = pr.for_series("structure")
 clock = ChapterClock("structure", pr, cache)
 results = study.results("structure", pr, cache, device)

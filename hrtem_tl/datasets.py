@@ -19,7 +19,7 @@ import numpy as np
 from . import simulate as sim
 from . import structures as st
 from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
-from .presets import Preset, get_preset
+from .presets import PRESETS, Preset, get_preset
 from .presets import command as preset_command
 
 DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
@@ -94,6 +94,12 @@ PARAMETERS = {
                  "CIF files, each a small- and a large-particle domain"),
     "cif_label_blur": ("structure", "Å", "the label's Gaussian sigma for materials read from a CIF (default 1.6, "
                        "the study's for six of its nine materials)"),
+    "particle_diameters": (None, "nm", "the CdSe particles' diameters in the dose and defocus series (their shared "
+                           "scenes), uniform in [low, high] (the study's 3-5)"),
+    "small_radii": ("structure", "nm", "the structure series' small particles' radii, uniform in [low, high] (the "
+                    "study's 1-2)"),
+    "large_radii": ("structure", "nm", "the structure series' large particles' radii, uniform in [low, high] (the "
+                    "study's 2.5-3.5)"),
     "structure_defocus": ("structure", "nm", "the structure series' fixed defocus"),
     "structure_dose": ("structure", "e-/Å²", "the structure series' fixed dose"),
     "voltage": (None, "kV", "the accelerating voltage, 60-300 (the study's 300)"),
@@ -115,6 +121,10 @@ def study_parameters(preset: Preset | None = None) -> dict:
            "lattices": list(dict.fromkeys(d.rsplit("_", 1)[0] for d in structure.domains)),
            "cif_label_blur": _cif_label_blur(preset),
            "structure_defocus": structure.fixed["defocus"] / 10, "structure_dose": structure.fixed["dose"]}
+    diameters = preset.cdse_diameter if preset is not None else st.CDSE_DIAMETER
+    radii = preset.size_radius if preset is not None else st.SIZE_CLASSES
+    out.update(particle_diameters=[_nm(d) for d in diameters], small_radii=[_nm(r) for r in radii["small"]],
+               large_radii=[_nm(r) for r in radii["large"]])
     scope = sim.microscope({"microscope": preset.microscope} if preset is not None else None)
     out.update(voltage=scope["energy"] / 1e3, cs=scope["cs"] / 1e7, focal_spread=scope["focal_spread"])
     if preset is not None:
@@ -132,10 +142,16 @@ def _cif_label_blur(preset: Preset | None) -> float:
     return next((c["label_blur"] for c in crystals_of(preset).values()), st.CIF_LABEL_BLUR)
 
 
+def _nm(angstrom: float) -> float:
+    return round(angstrom / 10, 6)
+
+
 def changed_parameters(preset: Preset) -> dict:
-    """The scientific parameters ``preset`` runs with that differ from the study's defaults (the page says them)."""
-    study = study_parameters()
-    return {k: v for k, v in study_parameters(preset).items() if k in study and v != study[k]}
+    """The scientific parameters ``preset`` runs with that differ from its registered preset's (the page says
+    them): the study's defaults for every preset but ``smoke``, whose particles are scaled down to its field."""
+    study = study_parameters(None)
+    base = study_parameters(PRESETS[preset.name]) if preset.name in PRESETS else study
+    return {k: v for k, v in study_parameters(preset).items() if k in study and v != base[k]}
 
 
 def command(verb: str, series: str, preset: Preset, cache=None) -> str:
@@ -200,6 +216,35 @@ def _number(name: str, value, unit: str, positive: bool = False) -> float:
     if not np.isfinite(number) or (positive and number <= 0):
         raise ValueError(f"{name}={value!r} must be a {'positive ' if positive else ''}number ({unit})")
     return number
+
+
+def _size_range(name: str, value, largest: float) -> tuple[float, float]:
+    """A particle-size range in nm -> (low, high) in Å: two positive numbers, low <= high <= ``largest`` nm."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    try:
+        low, high = (float(v) for v in value) if ok else (float("nan"),) * 2
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high <= largest):
+        raise ValueError(f"{name}={value!r} must be two numbers [low, high] in nm with 0 < low <= high <= "
+                         f"{largest:g} (a particle must fit the {largest * (2 if 'radii' in name else 1) * 10:g} Å "
+                         f"field)")
+    return round(low * 10, 6), round(high * 10, 6)
+
+
+def _set_sizes(preset: Preset, given: dict) -> Preset:
+    """``preset`` with the particle sizes of ``given`` (nm): the CdSe diameters and the structure series' radii."""
+    field = preset.extent / 10  # nm
+    out = preset
+    if "particle_diameters" in given:
+        out = replace(out, cdse_diameter=_size_range("particle_diameters", given["particle_diameters"], field))
+    radii = dict(out.size_radius)
+    for size in ("small", "large"):
+        if f"{size}_radii" in given:
+            radii[size] = _size_range(f"{size}_radii", given[f"{size}_radii"], field / 2)
+    if radii != out.size_radius:
+        out = replace(out, size_radius=radii)
+    return out
 
 
 def _label(value: float) -> str:
@@ -322,6 +367,7 @@ def with_parameters(preset: Preset, settings: dict | None = None, **params) -> P
                       study["lattices"])
     out = replace(preset, series_settings={k: v for k, v in per_series.items() if v},
                   microscope=_microscope(preset.microscope, given))
+    out = _set_sizes(out, given)
     if "transfer_size" in given:
         n = given["transfer_size"]
         most = min(out.n_train, out.structure_train)
@@ -367,12 +413,24 @@ def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
         kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
     scale = {"large": preset.large_train_scale if split == "train" else 1}
     crystals = preset.series_settings.get(series.name, {}).get("crystals", {})  # CIF materials: their cells
-    specs = [{"lattice": lat, "size": size, "split": split, "index": i, "sim": preset.simulation_params()}
+    sim_params = _own_sizes(preset.simulation_params(), series.group, preset.name)
+    specs = [{"lattice": lat, "size": size, "split": split, "index": i, "sim": deepcopy(sim_params)}
              for lat, size in kinds for i in range(count * scale.get(size, 1))]
     for spec in specs:
         if spec["lattice"] in crystals:
             spec["crystal"] = deepcopy(crystals[spec["lattice"]])
     return specs
+
+
+def _own_sizes(sim_params: dict, group: str, name: str) -> dict:
+    """A scene's simulation parameters with the other kind of particle's sizes pinned to its registered preset's
+    (CdSe scenes: the structure radii; structure scenes: the CdSe diameters), so that other particle sizes of one
+    series make new scenes of that series only, and the study's scenes keep their keys."""
+    if name not in PRESETS:
+        return sim_params
+    base = PRESETS[name].simulation_params()
+    other = "size_radius" if group == "cdse" else "cdse_diameter"
+    return {**sim_params, other: base[other]}
 
 
 def lattice_of(spec: dict):

@@ -154,8 +154,13 @@ class Preset:
 
     def model_params(self) -> dict:
         """Everything that determines a trained model beyond its job (cache keys of models use it): the name,
-        the data and the training settings; not the grid (seeds, learning-rate pairs, sizes) nor the notes."""
+        the data and the training settings; not the grid (seeds, learning-rate pairs, sizes) nor the notes. Resolved
+        for a series, the sizes of the particles it does not image are its registered preset's (other structure
+        radii retrain no dose model)."""
         params = {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
+        if self.series is not None and self.name in PRESETS:  # the other kind of particle's sizes do not enter
+            other = "cdse_diameter" if self.series == "structure" else "size_radius"
+            params[other] = deepcopy(getattr(PRESETS[self.name], other))
         if self.scratch_schedule != "exponential":
             params["scratch_schedule"] = self.scratch_schedule
         if self.microscope:

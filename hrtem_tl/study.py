@@ -518,12 +518,12 @@ def _check_precision(pr: Preset, cache, dev) -> None:
     """One line instead of a mixed table: the rows of ``pr`` already in the cache say how they were computed;
     a machine that computes in another precision adds no models beside them (another cache, or --device)."""
     here = tr.precision_name(dev)
-    seen = _cached_precisions(pr.name, str(cache_dir(cache)))
-    if seen and here not in seen:
+    others = sorted(_cached_precisions(pr.name, str(cache_dir(cache))) - {here})
+    if others:  # models of another precision, whether or not models of this one sit beside them
         raise MixedPrecision(
-            f"the cache {cache_dir(cache)} holds {pr.name} models computed in {', '.join(sorted(seen))} and this "
+            f"the cache {cache_dir(cache)} holds {pr.name} models computed in {', '.join(others)} and this "
             f"machine computes in {here}: use another --cache for this machine, or a machine that computes in "
-            f"{', '.join(sorted(seen))}")
+            f"{', '.join(others)}")
 
 
 @functools.lru_cache(maxsize=32)

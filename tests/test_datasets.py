@@ -269,6 +269,12 @@ def test_scientific_parameters_in_the_studys_units_become_series_domains_and_con
     ({"epochs": 0}, r"epochs=0 must be a whole number, 1 or more"),
     ({"learning_rates": [1e-3]}, r"learning_rates=\[0.001\] must be two positive numbers below 1"),
     ({"wavelength": 0.02}, r"parameter 'wavelength' is unknown; allowed: doses, dose_defocus, "),
+    ({"particle_diameters": [5, 3]}, r"particle_diameters=\[5, 3\] must be two numbers \[low, high\] in nm with "
+                                     r"0 < low <= high <= 8 \(a particle must fit the 80 Å field\)"),
+    ({"particle_diameters": [0, 3]}, r"particle_diameters=\[0, 3\] must be two numbers"),
+    ({"small_radii": [1]}, r"small_radii=\[1\] must be two numbers \[low, high\] in nm"),
+    ({"large_radii": [3, 4.5]}, r"large_radii=\[3, 4.5\] must be two numbers \[low, high\] in nm with 0 < low <= "
+                                r"high <= 4 \(a particle must fit the 80 Å field\)"),
 ])
 def test_a_bad_parameter_is_one_line_naming_it_and_what_is_allowed(params, message):
     with pytest.raises(ValueError, match=message):
@@ -286,6 +292,32 @@ def test_the_command_line_refuses_a_bad_parameter_before_writing_anything(tmp_pa
     result = subprocess.run([sys.executable, "-m", "hrtem_tl", "claims", "--preset", "smoke", "--cache", str(cache),
                              "--set", "dose=[10]"], capture_output=True, text=True)
     assert result.returncode == 2 and "expected NAME=VALUE with NAME one of doses, dose_defocus" in result.stderr
+
+
+def test_particle_sizes_are_parameters_that_key_only_their_own_scenes():
+    """Other CdSe diameters make new dose and defocus scenes (their shared ones) and leave the structure series'
+    alone; other small radii the structure series' small scenes only; the particles drawn lie in the range."""
+    cpu = ds.get_preset("cpu")
+    bigger = ds.with_parameters(cpu, particle_diameters=[4, 6])
+    assert bigger.cdse_diameter == (40.0, 60.0) and ds.changed_parameters(bigger) == {"particle_diameters": [4, 6]}
+    for series in ("dose", "defocus"):
+        assert ds.dataset_spec(series, ds.get_series(series).domains[0], "val", bigger)["scenes"] != \
+            ds.dataset_spec(series, ds.get_series(series).domains[0], "val", cpu)["scenes"]
+    tiny = ds.with_parameters(cpu, small_radii="[0.5, 0.8]")
+    assert tiny.size_radius == {"small": (5.0, 8.0), "large": (25.0, 35.0)}
+    assert ds.dataset_spec("dose", "30", "val", tiny) == ds.dataset_spec("dose", "30", "val", cpu)
+    spec = ds.dataset_spec("structure", "Cu_small", "val", tiny)["scene_specs"][0]
+    scene, _ = ds.build_scene(spec, np.random.default_rng(0))
+    assert 5.0 <= scene.radii.min() and scene.radii.max() <= 8.0
+    assert ds.with_parameters(tiny, small_radii=[1, 2]) == cpu  # the study's values: the study's keys
+    from hrtem_tl.study import Job
+
+    dose_job, structure_job = Job("dose", "pretrain", "30", 0, 3e-3), Job("structure", "pretrain", "Cu_small", 0, 3e-3)
+    assert dose_job.key(tiny) == dose_job.key(cpu) and structure_job.key(tiny) != structure_job.key(cpu)
+    assert structure_job.key(bigger) == structure_job.key(cpu) and dose_job.key(bigger) != dose_job.key(cpu)
+    assert "--set small_radii=0.5,0.8" in ds.command("simulate", "structure", tiny)
+    smoke = ds.get_preset("smoke")  # its own scaled-down particles are its preset's, not a change
+    assert ds.changed_parameters(smoke) == {} and ds.with_parameters(smoke, {}) == smoke
 
 
 def test_the_studys_values_undo_other_parameters():
