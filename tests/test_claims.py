@@ -246,13 +246,18 @@ def test_bootstrap_draws_resample_within_units():
     assert (draw.groupby(["kind", "source"]).size() == table.groupby(["kind", "source"]).size()).all()
 
 
+def _with_second_pretraining(table: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:
+    """``table`` with the chosen transfer ``rows`` again, as from a second pretrained model (replicate 1) whose
+    transfers lose ten times as much."""
+    second = table[rows].assign(replicate=1, T=lambda t: t["T"] * 10, T_study=lambda t: t.T_study * 10)
+    return pd.concat([table, second], ignore_index=True)
+
+
 def test_bootstrap_draws_whole_pretrained_models_for_the_transfers():
     """Transfers from two pretrainings of a source: a draw takes each pretraining's transfers as a block, so a
     draw can hold the transfers of one pretraining twice (the spread between pretrainings reaches T)."""
     table = dose_results(0.0, replicates=2)
-    second = table[table.kind == "transfer"].assign(replicate=1, T=lambda t: t["T"] * 10,
-                                                     T_study=lambda t: t.T_study * 10)
-    table = pd.concat([table, second], ignore_index=True)
+    table = _with_second_pretraining(table, table.kind == "transfer")
     units = claims.strata(table)
     rng = np.random.default_rng(1)
     shares = []
@@ -269,9 +274,8 @@ def test_cells_transferred_from_more_pretrainings_are_drawn_among_those_only():
     pretrainings that hold them), and that target's cell draws whole pretrainings from its two."""
     table = dose_results(0.0, replicates=2)
     transfers = table[table.kind == "transfer"]
-    second = transfers[(transfers.source == "30") & (transfers.target == "600")].assign(
-        replicate=1, T=lambda t: t["T"] * 10, T_study=lambda t: t.T_study * 10)
-    table = pd.concat([table, second], ignore_index=True)
+    table = _with_second_pretraining(table, (table.kind == "transfer") & (table.source == "30")
+                                     & (table.target == "600"))
     units = claims.strata(table)
     rng = np.random.default_rng(2)
     shares = []
