@@ -19,7 +19,7 @@ import numpy as np
 from . import simulate as sim
 from . import structures as st
 from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
-from .presets import PRESETS, Preset, get_preset
+from .presets import PRESETS, Preset, get_preset, pin_other_sizes
 from .presets import command as preset_command
 
 DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
@@ -413,24 +413,13 @@ def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
         kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
     scale = {"large": preset.large_train_scale if split == "train" else 1}
     crystals = preset.series_settings.get(series.name, {}).get("crystals", {})  # CIF materials: their cells
-    sim_params = _own_sizes(preset.simulation_params(), series.group, preset.name)
+    sim_params = pin_other_sizes(preset.simulation_params(), preset.name, cdse=series.group == "cdse")
     specs = [{"lattice": lat, "size": size, "split": split, "index": i, "sim": deepcopy(sim_params)}
              for lat, size in kinds for i in range(count * scale.get(size, 1))]
     for spec in specs:
         if spec["lattice"] in crystals:
             spec["crystal"] = deepcopy(crystals[spec["lattice"]])
     return specs
-
-
-def _own_sizes(sim_params: dict, group: str, name: str) -> dict:
-    """A scene's simulation parameters with the other kind of particle's sizes pinned to its registered preset's
-    (CdSe scenes: the structure radii; structure scenes: the CdSe diameters), so that other particle sizes of one
-    series make new scenes of that series only, and the study's scenes keep their keys."""
-    if name not in PRESETS:
-        return sim_params
-    base = PRESETS[name].simulation_params()
-    other = "size_radius" if group == "cdse" else "cdse_diameter"
-    return {**sim_params, other: base[other]}
 
 
 def lattice_of(spec: dict):

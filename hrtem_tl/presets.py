@@ -158,9 +158,8 @@ class Preset:
         for a series, the sizes of the particles it does not image are its registered preset's (other structure
         radii retrain no dose model)."""
         params = {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
-        if self.series is not None and self.name in PRESETS:  # the other kind of particle's sizes do not enter
-            other = "cdse_diameter" if self.series == "structure" else "size_radius"
-            params[other] = deepcopy(getattr(PRESETS[self.name], other))
+        if self.series is not None:  # the other kind of particle's sizes do not enter
+            params = pin_other_sizes(params, self.name, cdse=self.series != "structure")
         if self.scratch_schedule != "exponential":
             params["scratch_schedule"] = self.scratch_schedule
         if self.microscope:
@@ -338,6 +337,16 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
+
+
+def pin_other_sizes(params: dict, name: str, cdse: bool) -> dict:
+    """Key parameters of CdSe scenes or models (``cdse``) or structure ones, with the other kind of particle's sizes
+    (the structure radii, or the CdSe diameters) pinned to the registered preset ``name``'s: other sizes of one
+    series then re-key that series only, and the study's keys stay as they were (unregistered names: as given)."""
+    if name not in PRESETS:
+        return params
+    other = "size_radius" if cdse else "cdse_diameter"
+    return {**params, other: deepcopy(getattr(PRESETS[name], other))}
 
 
 def get_preset(name: str | Preset, seeds=None) -> Preset:
