@@ -43,7 +43,8 @@ live_widgets = False  # ipywidgets controls (needs a live kernel)
 defocus_values = None  # nm, a list (default: the study's -25 to +25 in 5 nm steps)
 pretrain_defocus = None  # nm, which of them pretrain (default: the study's -10, -5, 0, +5, +10 among them)
 defocus_dose = None  # e-/Å², the fixed dose (default: the study's 400)
-particle_diameters = None  # nm, [low, high] of the CdSe particles (default: the study's 3-5)
+material = None  # the particles: a built-in lattice, e.g. "Au", or a CIF file (default: the study's CdSe)
+particle_diameters = None  # nm, [low, high] of the particles (default: the study's 3-5)
 voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
 cs = None  # mm, the spherical aberration (default: the study's 0)
 focal_spread = None  # Å, the focal spread (default: the study's 10)
@@ -65,7 +66,8 @@ from hrtem_tl.presets import get_preset
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, defocus_values=defocus_values,
                               pretrain_defocus=pretrain_defocus, defocus_dose=defocus_dose, voltage=voltage, cs=cs,
                               focal_spread=focal_spread, transfer_size=transfer_size, epochs=epochs,
-                              learning_rates=learning_rates, particle_diameters=particle_diameters)
+                              learning_rates=learning_rates, particle_diameters=particle_diameters,
+                              material=material)
 pr = pr.for_series("defocus")
 clock = ChapterClock("defocus", pr, cache)
 results = study.results("defocus", pr, cache, device)
@@ -102,11 +104,11 @@ figures.Download(models, "defocus_models.csv", "Download the per-model table beh
 #
 # A model pretrained at one defocus sees the lattice fringes through that defocus's contrast transfer function;
 # on a target whose transfer function is far from it, its images look different. `hrtem_tl.optics` measures that
-# distance between two domains from their phase contrast transfer functions over the fringes of CdSe (each image's
-# defocus drawn with sd 1.5 nm, as the datasets draw it): our definition, inspired by the authors' follow-up
-# (Rangel DaCosta and Scott, arXiv 2512.09067), not its formula. Without spherical aberration the farthest domain
-# from -10 nm is +10 nm (every fringe reversed), not ±25 nm. Each point is an off-diagonal cell, its loss over the
-# median of its target column; the picker switches between P and T.
+# distance between two domains from their phase contrast transfer functions over the fringes of the particles'
+# lattice (each image's defocus drawn with sd 1.5 nm, as the datasets draw it): our definition, inspired by the
+# authors' follow-up (Rangel DaCosta and Scott, arXiv 2512.09067), not its formula. Without spherical aberration
+# the farthest domain from -10 nm is +10 nm (every fringe reversed), not ±25 nm. Each point is an off-diagonal
+# cell, its loss over the median of its target column; the picker switches between P and T.
 
 # %% tags=["hide-input"]
 figures.show(figures.distance_chart(claims.distance_cells(evidence),
@@ -233,8 +235,9 @@ figures.Scorecard(card)
 from hrtem_tl import optics
 
 for domain in ("-100", "0", "250"):
-    figures.glue_value(f"defocus_contrast_{domain}", optics.fringe_contrast(float(domain), "CdSe", pr.pixel_size,
-                                                                               **pr.microscope))
+    figures.glue_value(f"defocus_contrast_{domain}", optics.fringe_contrast(
+        float(domain), datasets.particle_lattice(pr), pr.pixel_size, **pr.microscope))
+figures.glue_value("defocus_material", datasets.particle_lattice(pr).name)
 figures.glue_value("defocus_sd_nm", datasets.DEFOCUS_SD / 10)
 
 # %% [markdown] tags=["solution"]
@@ -244,7 +247,7 @@ figures.glue_value("defocus_sd_nm", datasets.DEFOCUS_SD / 10)
 # image: contrast comes from the aberration phase chi(q), and for the phase contrast transfer sin(chi(q)) to be
 # large, chi must be near pi/2. Without spherical aberration chi is proportional to the defocus, so in focus
 # (apart from the {glue:text}`defocus_sd_nm:.1f` nm spread of each image's defocus) little reaches the image.
-# On CdSe's lattice fringes,
+# On the lattice fringes of {glue:text}`defocus_material`,
 # with the simulation's optics (`hrtem_tl.optics.fringe_contrast`: the root mean square transfer at the fringes,
 # 1 = full contrast): {glue:text}`defocus_contrast_0:.2f` at 0 nm, against {glue:text}`defocus_contrast_-100:.2f`
 # at -10 nm and {glue:text}`defocus_contrast_250:.2f` at +25 nm. In this run the in-focus target is the hardest by

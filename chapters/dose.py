@@ -44,7 +44,8 @@ static_dir = None  # folder for PNG copies of the figures
 live_widgets = False  # ipywidgets controls (needs a live kernel)
 doses = None  # e-/Å², a list (default: the study's 30, 75, 150, 300, 600)
 dose_defocus = None  # nm, the fixed defocus (default: the study's -10)
-particle_diameters = None  # nm, [low, high] of the CdSe particles (default: the study's 3-5)
+material = None  # the particles: a built-in lattice, e.g. "Au", or a CIF file (default: the study's CdSe)
+particle_diameters = None  # nm, [low, high] of the particles (default: the study's 3-5)
 voltage = None  # kV, the accelerating voltage, 60-300 (default: the study's 300)
 cs = None  # mm, the spherical aberration (default: the study's 0)
 focal_spread = None  # Å, the focal spread (default: the study's 10)
@@ -61,7 +62,8 @@ from hrtem_tl.presets import get_preset
 
 pr = datasets.with_parameters(get_preset(preset, seeds), settings, doses=doses, dose_defocus=dose_defocus,
                               voltage=voltage, cs=cs, focal_spread=focal_spread, transfer_size=transfer_size,
-                              epochs=epochs, learning_rates=learning_rates, particle_diameters=particle_diameters)
+                              epochs=epochs, learning_rates=learning_rates, particle_diameters=particle_diameters,
+                              material=material)
 pr = pr.for_series("dose")
 clock = ChapterClock("dose", pr, cache)
 results = study.results("dose", pr, cache, device)

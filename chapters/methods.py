@@ -164,16 +164,19 @@ for option in ("encoder", "decoder"):
 # %% [markdown]
 # :::{exercise}
 # :label: methods-fringes
-# Where in the Fourier transform of a defocus-series CdSe image at this preset should the lattice fringes
-# appear? Give the distance from the centre in pixels of the transform for the strongest few.
+# Where in the Fourier transform of a defocus-series image at this preset (its particles: the study's CdSe
+# unless this run says otherwise at the top) should the lattice fringes appear? Give the distance from the
+# centre in pixels of the transform for the strongest few.
 # :::
 
 # %% tags=["solution", "remove-cell"]
 from hrtem_tl import optics
 
-cdse = pr.for_series("defocus")  # the CdSe images of the defocus series
+cdse = pr.for_series("defocus")  # the images of the defocus series (the study's CdSe particles)
 n_pixels = cdse.image_pixels
-strongest = sorted(optics.reflections("CdSe", cdse.pixel_size), key=lambda gf: -gf[1])[:3]
+material = datasets.particle_lattice(cdse)
+strongest = sorted(optics.reflections(material, cdse.pixel_size), key=lambda gf: -gf[1])[:3]
+figures.glue_value("methods_material", material.name)
 figures.glue_value("methods_fft_n", n_pixels)
 figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_pixels * cdse.pixel_size:.1f} pixels"
                                                 for g, _ in sorted(strongest)))
@@ -183,9 +186,9 @@ figures.glue_value("methods_fringes", "; ".join(f"d = {1 / g:.2f} Å at {g * n_p
 # :class: dropdown
 # A fringe of spacing d is a spatial frequency |g| = 1/d; on an image of N = {glue:text}`methods_fft_n` pixels of
 # {glue:text}`pixel_size` Å, frequency |g| lands |g| N x pixel pixels from the centre of the transform. The three
-# strongest CdSe reflections (kinematic structure factors with abTEM's Lobato scattering factors,
-# `hrtem_tl.optics.reflections`): {glue:text}`methods_fringes`. The test suite checks the simulated images'
-# transforms against CdSe's lattice spacings.
+# strongest {glue:text}`methods_material` reflections (kinematic structure factors with abTEM's Lobato scattering
+# factors, `hrtem_tl.optics.reflections`): {glue:text}`methods_fringes`. The test suite checks the simulated
+# images' transforms against CdSe's lattice spacings.
 # :::
 
 # %% [markdown]

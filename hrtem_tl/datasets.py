@@ -19,7 +19,7 @@ import numpy as np
 from . import simulate as sim
 from . import structures as st
 from .cache import cache_dir, key_of, load_npz, load_or_none, save_npz
-from .presets import PRESETS, Preset, get_preset, pin_other_sizes
+from .presets import PRESETS, Preset, get_preset, pin_other_particles
 from .presets import command as preset_command
 
 DEFOCUS_SD = 15.0  # Å, each image's defocus is drawn around its domain's with this sd (STUDY.md 3)
@@ -52,12 +52,13 @@ class Series:
         return cond
 
 
+STUDY_MATERIAL = "CdSe"  # the dose and defocus series' particles (STUDY.md 1)
 DEFOCI = tuple(str(d) for d in range(-250, 251, 50))  # Å: -25..+25 nm in 5 nm steps
 SERIES: dict[str, Series] = {
     "defocus": Series("defocus", "cdse", DEFOCI, ("-100", "-50", "0", "50", "100"), "Å",
-                      {"lattice": "CdSe", "size": "cdse", "dose": 400.0}),
+                      {"lattice": STUDY_MATERIAL, "size": "cdse", "dose": 400.0}),
     "dose": Series("dose", "cdse", ("30", "75", "150", "300", "600"), ("30", "75", "150", "300", "600"), "e-/Å²",
-                   {"lattice": "CdSe", "size": "cdse", "defocus": -100.0}),
+                   {"lattice": STUDY_MATERIAL, "size": "cdse", "defocus": -100.0}),
     "structure": Series("structure", "structure",
                         tuple(f"{lat}_{size}" for lat in st.LATTICES for size in ("small", "large")),
                         tuple(f"{lat}_{size}" for lat in st.LATTICES for size in ("small", "large")), "",
@@ -73,6 +74,8 @@ def get_series(name: str, preset: Preset | None = None) -> Series:
     except KeyError:
         raise ValueError(f"series={name!r} is unknown; allowed: {', '.join(SERIES)}") from None
     settings = preset.series_settings.get(name, {}) if preset is not None else {}
+    if s.group == "cdse" and preset is not None and preset.particle_material:
+        s = replace(s, fixed={**s.fixed, "lattice": preset.particle_material["name"]})
     if "fixed" in settings:
         s = replace(s, fixed={**s.fixed, **settings["fixed"]})
     if "domains" in settings:
@@ -94,6 +97,8 @@ PARAMETERS = {
                  "CIF files, each a small- and a large-particle domain"),
     "cif_label_blur": ("structure", "Å", "the label's Gaussian sigma for materials read from a CIF (default 1.6, "
                        "the study's for six of its nine materials)"),
+    "material": (None, "", "the dose and defocus series' particle material (their shared scenes): a built-in "
+                 "lattice or a CIF file (the study's CdSe, whose particles alone carry up to two stacking faults)"),
     "particle_diameters": (None, "nm", "the CdSe particles' diameters in the dose and defocus series (their shared "
                            "scenes), uniform in [low, high] (the study's 3-5)"),
     "small_radii": ("structure", "nm", "the structure series' small particles' radii, uniform in [low, high] (the "
@@ -121,6 +126,7 @@ def study_parameters(preset: Preset | None = None) -> dict:
            "lattices": list(dict.fromkeys(d.rsplit("_", 1)[0] for d in structure.domains)),
            "cif_label_blur": _cif_label_blur(preset),
            "structure_defocus": structure.fixed["defocus"] / 10, "structure_dose": structure.fixed["dose"]}
+    out["material"] = particle_lattice(preset).name
     diameters = preset.cdse_diameter if preset is not None else st.CDSE_DIAMETER
     radii = preset.size_radius if preset is not None else st.SIZE_CLASSES
     out.update(particle_diameters=[_nm(d) for d in diameters], small_radii=[_nm(r) for r in radii["small"]],
@@ -137,9 +143,21 @@ def crystals_of(preset: Preset | None) -> dict:
     return preset.series_settings.get("structure", {}).get("crystals", {}) if preset is not None else {}
 
 
+def particle_lattice(preset: Preset | None):
+    """The material of the dose and defocus series' particles: the study's CdSe, a built-in lattice, or the CIF
+    crystal the preset carries (``Preset.particle_material``)."""
+    material = preset.particle_material if preset is not None else {}
+    if "crystal" in material:
+        return st.Crystal.from_spec(material["crystal"])
+    return st.get_lattice(material.get("name", STUDY_MATERIAL))
+
+
 def _cif_label_blur(preset: Preset | None) -> float:
     """The label sigma (Å) of the CIF materials a preset images (the default when it images none)."""
-    return next((c["label_blur"] for c in crystals_of(preset).values()), st.CIF_LABEL_BLUR)
+    specs = [*crystals_of(preset).values()]
+    if preset is not None and "crystal" in preset.particle_material:
+        specs.append(preset.particle_material["crystal"])
+    return next((c["label_blur"] for c in specs), st.CIF_LABEL_BLUR)
 
 
 def _nm(angstrom: float) -> float:
@@ -159,9 +177,13 @@ def command(verb: str, series: str, preset: Preset, cache=None) -> str:
     parameter the preset runs with that is not the study's (a CIF material by its file name: give its path)."""
     import shlex
 
-    crystals = crystals_of(preset)
+    crystals = set(crystals_of(preset))  # the CIF materials, shown by their file names
+    if "crystal" in preset.particle_material:
+        crystals.add(preset.particle_material["name"])
 
     def shown(name, value):
+        if isinstance(value, str):  # the material: a CIF one by its file name
+            return f"{value}.cif" if value in crystals else value
         if isinstance(value, list):
             items = [f"{v}.cif" if name == "lattices" and v in crystals else v for v in value]
             return ",".join(v if isinstance(v, str) else f"{v:g}" for v in items)
@@ -182,6 +204,8 @@ def parse_value(name: str, value):
         except (ValueError, SyntaxError):
             if name == "lattices":  # names and paths without quotes: Cu,Au,my/oxide.cif
                 return [part.strip() for part in value.split(",") if part.strip()]
+            if name == "material":  # a name or a path without quotes
+                return value.strip()
             raise ValueError(f"{name}={value!r} is not a number or a list of numbers") from None
     return value
 
@@ -292,6 +316,24 @@ def _set_lattices(settings: dict, lattices, label_blur: float, study: list) -> N
         settings["crystals"] = crystals
 
 
+def _material(value, current: dict, label_blur: float) -> dict:
+    """``Preset.particle_material`` for ``material``: {} for the study's CdSe, a built-in lattice by name, a CIF file
+    read with ASE (its cell travels in the scene specs), or the CIF material the preset already images by its name."""
+    builtin = [*st.LATTICES, *st.EXTRA_LATTICES]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"material={value!r} must be one lattice name ({', '.join(builtin)}) or a CIF file")
+    value = value.strip()
+    if value == current.get("name"):
+        return deepcopy(current)
+    if value.lower().endswith(".cif") or os.sep in value:
+        crystal = st.read_cif(value, label_blur, parameter="material")
+        return {"name": crystal.name, "crystal": crystal.as_spec()}
+    if value not in builtin:
+        raise ValueError(f"material: {value!r} is neither a built-in lattice ({', '.join(builtin)}) nor a CIF file "
+                         "(*.cif)")
+    return {} if value == STUDY_MATERIAL else {"name": value}
+
+
 VOLTAGE_RANGE = (60.0, 300.0)  # kV: the accelerating voltages of HRTEM instruments
 MAX_CS = 10.0  # mm: uncorrected objective lenses have 0.5-3 mm
 MAX_FOCAL_SPREAD = 200.0  # Å
@@ -367,6 +409,10 @@ def with_parameters(preset: Preset, settings: dict | None = None, **params) -> P
                       study["lattices"])
     out = replace(preset, series_settings={k: v for k, v in per_series.items() if v},
                   microscope=_microscope(preset.microscope, given))
+    if "material" in given:
+        out = replace(out, particle_material=_material(
+            given["material"], preset.particle_material,
+            _number("cif_label_blur", given.get("cif_label_blur", st.CIF_LABEL_BLUR), "Å", positive=True)))
     out = _set_sizes(out, given)
     if "transfer_size" in given:
         n = given["transfer_size"]
@@ -408,12 +454,14 @@ def scene_specs(series: Series, preset: Preset, split: str) -> list[dict]:
     """The scenes behind one split of a series: lattice, size class, index and the simulation parameters."""
     count, preset = split_count(series, preset, split), preset.for_series(series.name)
     if series.group == "cdse":
-        kinds = [("CdSe", "cdse")]
+        kinds = [(particle_lattice(preset).name, "cdse")]
     else:
         kinds = [tuple(d.rsplit("_", 1)) for d in series.domains]
     scale = {"large": preset.large_train_scale if split == "train" else 1}
-    crystals = preset.series_settings.get(series.name, {}).get("crystals", {})  # CIF materials: their cells
-    sim_params = pin_other_sizes(preset.simulation_params(), preset.name, cdse=series.group == "cdse")
+    crystals = dict(preset.series_settings.get(series.name, {}).get("crystals", {}))  # CIF materials: their cells
+    if series.group == "cdse" and "crystal" in preset.particle_material:
+        crystals[preset.particle_material["name"]] = preset.particle_material["crystal"]
+    sim_params = pin_other_particles(preset.simulation_params(), preset.name, cdse=series.group == "cdse")
     specs = [{"lattice": lat, "size": size, "split": split, "index": i, "sim": deepcopy(sim_params)}
              for lat, size in kinds for i in range(count * scale.get(size, 1))]
     for spec in specs:
@@ -449,7 +497,7 @@ def build_scene(spec: dict, rng: np.random.Generator) -> tuple[st.Scene, int]:
     lo, hi = p["particles"][spec["size"]]
     n = int(rng.integers(lo, hi + 1))
     thickness = float(rng.uniform(*p["substrate_thickness"]))
-    faults = 2 if spec["lattice"] == "CdSe" else 0
+    faults = 2 if spec["lattice"] == "CdSe" else 0  # the study's stacking faults are its CdSe particles' (STUDY.md 1)
     while True:
         radii = rng.uniform(*_radius_range(spec), size=n)
         try:

@@ -544,7 +544,7 @@ def run_parameters(preset, device) -> RunParameters:
 def conditions_text(series) -> str:
     """A series' fixed imaging conditions for a figure title: "CdSe, defocus -10 nm", "CdSe, 400 e⁻/Å²"."""
     fixed = series.fixed
-    parts = ["CdSe"] if fixed.get("lattice") == "CdSe" else []
+    parts = [fixed["lattice"]] if "lattice" in fixed else []  # the dose and defocus series' material
     if "defocus" in fixed:
         parts.append(f"defocus {fixed['defocus'] / 10:g} nm")
     if "dose" in fixed:

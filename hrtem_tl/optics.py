@@ -39,7 +39,7 @@ import numpy as np
 
 from .datasets import DEFOCUS_SD
 from .simulate import CS, ENERGY, FOCAL_SPREAD, wavelength
-from .structures import LATTICES
+from .structures import get_lattice
 
 FRINGE_WIDTH = 0.025  # 1/Å, Gaussian sigma of a reflection in the weight: ~1 / (a 40 Å particle's diameter)
 MAX_SPACING = 5.0  # Å, the coarsest fringe counted (the study's lattices have none above ~4.9 Å but spinel (111))
@@ -72,12 +72,13 @@ def ctf_zeros(defocus: float, n: int = 3, energy: float = ENERGY) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def reflections(lattice: str, pixel_size: float) -> tuple[tuple[float, float], ...]:
-    """(|g| in 1/Å, |F(g)| / sum_j f_j(0)) of the reflections of ``lattice`` with MAX_SPACING >= d >= 2 pixels
+def reflections(lattice, pixel_size: float) -> tuple[tuple[float, float], ...]:
+    """(|g| in 1/Å, |F(g)| / sum_j f_j(0)) of the reflections of ``lattice`` (a built-in lattice's name, or any
+    lattice or CIF crystal) with MAX_SPACING >= d >= 2 pixels
     and a nonzero structure factor, one entry per distinct |g| (kinematic, Lobato electron scattering factors)."""
     from abtem.parametrizations import LobatoParametrization
 
-    cell = LATTICES[lattice].unit_cell()
+    cell = get_lattice(lattice).unit_cell()
     recip = cell.cell.reciprocal()  # rows: b_i with a_i . b_j = delta_ij (no 2 pi)
     frac, symbols = cell.get_scaled_positions(), cell.get_chemical_symbols()
     factor = {s: LobatoParametrization().scattering_factor(s) for s in set(symbols)}
@@ -95,7 +96,7 @@ def reflections(lattice: str, pixel_size: float) -> tuple[tuple[float, float], .
     return tuple(sorted(found.items()))
 
 
-def fringe_weights(q, lattice: str, pixel_size: float):
+def fringe_weights(q, lattice, pixel_size: float):
     """The weight w(q) of the module docstring: Gaussians at the lattice's allowed reflections."""
     q = np.asarray(q, dtype=float)
     w = np.zeros_like(q)
@@ -116,7 +117,7 @@ def transfer_draws(defocus: float, q, spread: float = DEFOCUS_SD, **optics) -> t
     return curves, w / np.sqrt(np.pi)
 
 
-def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048,
+def defocus_distance(a: float, b: float, lattice="CdSe", pixel_size: float = 0.2, n: int = 2048,
                      **optics) -> float:
     """D(A, B) of the module docstring for domains at defoci ``a`` and ``b`` (Å) on the fringes of ``lattice``
     imaged with ``pixel_size`` Å (the band up to its Nyquist frequency)."""
@@ -136,7 +137,7 @@ def defocus_distance(a: float, b: float, lattice: str = "CdSe", pixel_size: floa
     return float(max(energy, 0.0) / scale) if scale > 0 else float("nan")
 
 
-def fringe_contrast(defocus: float, lattice: str = "CdSe", pixel_size: float = 0.2, n: int = 2048,
+def fringe_contrast(defocus: float, lattice="CdSe", pixel_size: float = 0.2, n: int = 2048,
                     **optics) -> float:
     """How strongly a domain at ``defocus`` (Å) transfers the fringes of ``lattice``: the root mean square of its
     phase contrast transfer over the fringe weights and the domain's defocus draws, sqrt(E |T|_w^2 / |1|_w^2), in
@@ -153,11 +154,13 @@ def dose_distance(a: float, b: float) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def domain_distance(series: str, a: str, b: str, pixel_size: float = 0.2, optics: tuple = ()) -> float:
+def domain_distance(series: str, a: str, b: str, pixel_size: float = 0.2, optics: tuple = (),
+                    lattice="CdSe") -> float:
     """The distance between two domains of a series, from their labels (defocus in Å, dose in e-/Å²); ``optics``:
-    (name, value) pairs of the microscope where it is not the study's."""
+    (name, value) pairs of the microscope where it is not the study's; ``lattice``: the particles' material (a
+    name or a lattice: the fringes of the defocus distance)."""
     if series == "defocus":
-        return defocus_distance(float(a), float(b), "CdSe", pixel_size, **dict(optics))
+        return defocus_distance(float(a), float(b), lattice, pixel_size, **dict(optics))
     if series == "dose":
         return dose_distance(float(a), float(b))
     raise ValueError(f"series={series!r} has no optical distance; allowed: defocus, dose")

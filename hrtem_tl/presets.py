@@ -117,6 +117,10 @@ class Preset:
     # {"energy": eV, "cs": Å, "focal_spread": Å}, set by ``datasets.with_parameters`` (voltage, cs, focal_spread);
     # it enters the scenes' keys and the models' only when set, so the study's keep theirs
     microscope: dict = field(default_factory=dict)
+    # the material of the dose and defocus series' particles (their shared scenes), where it is not the study's
+    # CdSe ({}): {"name": a built-in lattice} or {"name": ..., "crystal": a CIF crystal's spec}, set by
+    # ``datasets.with_parameters`` (material); it enters the keys of those scenes and models only when set
+    particle_material: dict = field(default_factory=dict)
     series: str | None = None  # the series this preset was resolved for (``for_series``), None: not resolved
     notes: dict = field(default_factory=dict, compare=False)
 
@@ -150,6 +154,8 @@ class Preset:
         params = {k: deepcopy(getattr(self, k)) for k in keys}
         if self.microscope:
             params["microscope"] = deepcopy(self.microscope)
+        if self.particle_material:
+            params["particle_material"] = deepcopy(self.particle_material)
         return params
 
     def model_params(self) -> dict:
@@ -158,12 +164,14 @@ class Preset:
         for a series, the sizes of the particles it does not image are its registered preset's (other structure
         radii retrain no dose model)."""
         params = {name: deepcopy(getattr(self, name)) for name in MODEL_KEY_FIELDS}
-        if self.series is not None:  # the other kind of particle's sizes do not enter
-            params = pin_other_sizes(params, self.name, cdse=self.series != "structure")
         if self.scratch_schedule != "exponential":
             params["scratch_schedule"] = self.scratch_schedule
         if self.microscope:
             params["microscope"] = deepcopy(self.microscope)
+        if self.particle_material:
+            params["particle_material"] = deepcopy(self.particle_material)
+        if self.series is not None:  # the other kind of particle's sizes and material do not enter
+            params = pin_other_particles(params, self.name, cdse=self.series != "structure")
         return params
 
     def n_replicates(self, series: str) -> int:
@@ -339,10 +347,13 @@ PRESETS: dict[str, Preset] = {
 
 
 
-def pin_other_sizes(params: dict, name: str, cdse: bool) -> dict:
+def pin_other_particles(params: dict, name: str, cdse: bool) -> dict:
     """Key parameters of CdSe scenes or models (``cdse``) or structure ones, with the other kind of particle's sizes
-    (the structure radii, or the CdSe diameters) pinned to the registered preset ``name``'s: other sizes of one
-    series then re-key that series only, and the study's keys stay as they were (unregistered names: as given)."""
+    (the structure radii, or the CdSe diameters) pinned to the registered preset ``name``'s and, for structure ones,
+    without the dose and defocus series' material: other sizes or another material of one series then re-key that
+    series only, and the study's keys stay as they were (unregistered names: sizes as given)."""
+    if not cdse:
+        params = {k: v for k, v in params.items() if k != "particle_material"}
     if name not in PRESETS:
         return params
     other = "size_radius" if cdse else "cdse_diameter"

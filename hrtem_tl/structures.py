@@ -123,27 +123,27 @@ class Crystal:
                    tuple(tuple(p) for p in spec["scaled_positions"]), float(spec["label_blur"]))
 
 
-def read_cif(path, label_blur: float = CIF_LABEL_BLUR) -> Crystal:
-    """The crystal of a CIF file (ASE's reader, its first structure), named by the file's stem; one-line errors
-    for a missing file, one that does not parse, one that holds no atoms or no 3-D cell."""
+def read_cif(path, label_blur: float = CIF_LABEL_BLUR, parameter: str = "lattices") -> Crystal:
+    """The crystal of a CIF file (ASE's reader, its first structure), named by the file's stem; one-line errors,
+    naming ``parameter``, for a missing file, one that does not parse, one that holds no atoms or no 3-D cell."""
     from ase.io import read
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"lattices: the CIF file {str(path)!r} does not exist")
+        raise ValueError(f"{parameter}: the CIF file {str(path)!r} does not exist")
     try:
         atoms = read(path, format="cif")
     except Exception as err:  # ASE raises many kinds for a malformed file
-        raise ValueError(f"lattices: {str(path)!r} does not parse as a CIF ({type(err).__name__}: "
+        raise ValueError(f"{parameter}: {str(path)!r} does not parse as a CIF ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:100] if str(err) else 'no detail'})") from None
     if isinstance(atoms, list):
         atoms = atoms[0] if atoms else Atoms()
     volume = abs(np.linalg.det(atoms.cell[:])) if atoms.cell.rank == 3 else 0.0
     if len(atoms) == 0 or volume <= 0:
-        raise ValueError(f"lattices: the CIF {str(path)!r} holds no atoms or no three-dimensional cell")
+        raise ValueError(f"{parameter}: the CIF {str(path)!r} holds no atoms or no three-dimensional cell")
     name = "".join(c if c.isalnum() else "-" for c in path.stem)
     if name in LATTICES or name in EXTRA_LATTICES:
-        raise ValueError(f"lattices: the CIF {str(path)!r} is named like the built-in lattice {name!r}; rename "
+        raise ValueError(f"{parameter}: the CIF {str(path)!r} is named like the built-in lattice {name!r}; rename "
                          "the file")
     if not np.isfinite(label_blur) or label_blur <= 0:
         raise ValueError(f"cif_label_blur={label_blur!r} must be a positive number (Å)")

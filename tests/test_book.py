@@ -478,3 +478,29 @@ def test_the_structure_chapter_re_executed_with_gold_and_a_cif_material(smoke_ca
     assert new_scenes and {p.parts[0] for p in new_scenes} == {"Au", "NaCl"}
     assert {p.parts[1] for p in files("models") - before["models"]} == {"structure"}
     assert {p.parts[0] for p in files("results/rows") - before["results/rows"]} == {"structure"}
+
+
+def test_the_dose_chapter_re_executed_with_gold_particles(smoke_cache, tmp_path):
+    """papermill -p material: the dose chapter on gold particles (two doses, to keep it short) simulates only gold
+    scenes, trains only dose models, titles its heatmaps with gold and names it at the top of the page."""
+    cache = tmp_path / "cache"  # a copy: the session's smoke cache stays the study's for the other tests
+    shutil.copytree(smoke_cache, cache)
+
+    def files(folder):
+        root = cache / folder
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+    before = {folder: files(folder) for folder in ("scenes", "models")}
+    out = tmp_path / "dose.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(ROOT / "chapters" / "dose.ipynb"), str(out), "-p", "preset",
+           "smoke", "-p", "cache", str(cache), "-p", "device", "cpu", "-p", "material", "Au", "-p", "doses",
+           "[30, 300]", "--cwd", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    nb = json.loads(out.read_text())
+    assert _chart_domains(nb, "Loss on the target dose (Au, defocus -10 nm)") == {"30", "300"}
+    text = json.dumps(nb, ensure_ascii=False)
+    assert "material `Au`" in text or "material <code>Au</code>" in text
+    new_scenes = files("scenes") - before["scenes"]
+    assert new_scenes and {p.parts[0] for p in new_scenes} == {"Au"}
+    assert {p.parts[1] for p in files("models") - before["models"]} == {"dose"}

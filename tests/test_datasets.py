@@ -320,6 +320,55 @@ def test_particle_sizes_are_parameters_that_key_only_their_own_scenes():
     assert ds.changed_parameters(smoke) == {} and ds.with_parameters(smoke, {}) == smoke
 
 
+def test_the_dose_and_defocus_material_is_a_parameter_that_keys_only_their_scenes(tmp_path):
+    """material: gold or a CIF crystal for the dose and defocus series' shared scenes; the structure series keeps its
+    keys, the study's CdSe gives back the study's preset; the optical distance reads the material's fringes."""
+    from ase.build import bulk
+    from ase.io import write
+
+    from hrtem_tl import optics
+    from hrtem_tl.study import Job
+
+    cpu = ds.get_preset("cpu")
+    gold = ds.with_parameters(cpu, material="Au")
+    assert gold.particle_material == {"name": "Au"} and ds.changed_parameters(gold) == {"material": "Au"}
+    assert ds.get_series("dose", gold).conditions("30")["lattice"] == "Au"
+    specs = ds.dataset_spec("defocus", "0", "val", gold)["scene_specs"]
+    assert {s["lattice"] for s in specs} == {"Au"}
+    assert set(ds.dataset_spec("defocus", "0", "val", gold)["scenes"]).isdisjoint(
+        ds.dataset_spec("defocus", "0", "val", cpu)["scenes"])
+    assert ds.dataset_spec("structure", "Cu_small", "val", gold) == ds.dataset_spec("structure", "Cu_small", "val", cpu)
+    for series, domain, same in (("dose", "30", False), ("defocus", "0", False), ("structure", "C_small", True)):
+        job = Job(series, "pretrain", domain, 0, cpu.main_lr[0])
+        assert (job.key(gold) == job.key(cpu)) is same
+    assert ds.with_parameters(gold, material="CdSe") == cpu
+    assert "--set material=Au" in ds.command("simulate", "dose", gold)
+    scene, _ = ds.build_scene(specs[0], np.random.default_rng(0))
+    assert set(scene.particles.get_chemical_symbols()) == {"Au"}
+    # the optical distance reads the material's fringes: gold's (111) at 2.355 Å, not CdSe's
+    g = [q for q, _ in optics.reflections(ds.particle_lattice(gold), gold.pixel_size)]
+    assert g[0] == pytest.approx(np.sqrt(3) / 4.0782, abs=1e-3)
+    assert optics.domain_distance("defocus", "-100", "100", 0.5, (), ds.particle_lattice(gold)) != \
+        pytest.approx(optics.domain_distance("defocus", "-100", "100", 0.5))
+    cif = tmp_path / "NaCl.cif"
+    write(cif, bulk("NaCl", "rocksalt", a=5.64, cubic=True), format="cif")
+    salt = ds.with_parameters(cpu, material=str(cif))
+    spec = ds.dataset_spec("dose", "30", "val", salt)["scene_specs"][0]
+    assert spec["lattice"] == "NaCl" and ds.lattice_of(spec).name == "NaCl"  # the CIF's cell travels in its spec
+    assert ds.command("simulate", "dose", salt).endswith("--set material=NaCl.cif")
+    assert ds.with_parameters(salt, material="NaCl") == salt  # by its name, once it is the preset's
+
+
+@pytest.mark.parametrize("material, message", [
+    ("Unobtainium", r"material: 'Unobtainium' is neither a built-in lattice \(ZnS, CdSe, .*Au\) nor a CIF file"),
+    ("missing.cif", r"material: the CIF file 'missing.cif' does not exist"),
+    (3, r"material=3 must be one lattice name"),
+])
+def test_a_bad_material_is_one_line(material, message):
+    with pytest.raises(ValueError, match=message):
+        ds.with_parameters(ds.get_preset("cpu"), material=material)
+
+
 def test_the_studys_values_undo_other_parameters():
     cpu = ds.get_preset("cpu")
     other = ds.with_parameters(cpu, doses=[10, 20], dose_defocus=-5, defocus_values=[0, 5])

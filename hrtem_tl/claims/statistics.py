@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import optics
 from .. import structures as st
+from ..datasets import particle_lattice
 from ..study import MIXTURE_PAIR, main_setting, parsed, sweep_rows
 from .evidence import (
     IN_FOCUS,
@@ -254,7 +255,8 @@ def distance_table(ev: Evidence, stage: str) -> pd.DataFrame:
     cells = off_diagonal(m).rename("loss").reset_index()
     cells.columns = ["source", "target", "loss"]
     scope = tuple(sorted(ev.preset.microscope.items())) if ev.preset is not None else ()
-    cells["distance"] = [optics.domain_distance(ev.series, a, b, _pixel_size(ev), scope)
+    material = particle_lattice(ev.preset)
+    cells["distance"] = [optics.domain_distance(ev.series, a, b, _pixel_size(ev), scope, material)
                          for a, b in zip(cells.source, cells.target)]
     cells["relative"] = np.log10(cells.loss / cells.groupby("target").loss.transform("median"))
     return cells
