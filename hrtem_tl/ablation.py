@@ -22,9 +22,9 @@ import pandas as pd
 
 from . import datasets as ds
 from .cache import atomic_write, cache_dir
-from .claims.evidence import Evidence, evidence, matrix
+from .claims.evidence import Evidence, evidence, matrix, spearman
 from .claims.report import scorecard
-from .claims.sanity import learned_sources, learning
+from .claims.sanity import learned_sources, learning, published_learning
 from .presets import Preset, get_preset
 from .study import Job, grid, load_results, run_jobs, run_study
 
@@ -113,14 +113,56 @@ def arm_jobs(arm: Arm, series: str, sources: str = "all") -> list[Job]:
     return [j for j in grid(series, arm.preset(series)) if j.kind == "pretrain" and j.source in keep]
 
 
+def _heatmap_domains(ev: Evidence) -> list[str]:
+    """The domains of a series' P heatmap: the small particles for structure, every domain otherwise."""
+    return [d for d in ev.cells.source.unique() if ev.series != "structure" or d.endswith("_small")]
+
+
 def specialisation(ev: Evidence) -> tuple[float, float]:
     """Median and minimum over the off-diagonal cells (small particles for structure) of P(s -> t) / P(t -> t):
     how much worse a model of another domain does on t than t's own (the study: median 1.81, minimum 1.04)."""
-    domains = [d for d in ev.cells.source.unique() if ev.series != "structure" or d.endswith("_small")]
-    m = matrix(ev, "P", domains=domains)
+    m = matrix(ev, "P", domains=_heatmap_domains(ev))
     ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index for t in m.columns
               if s != t and t in m.index and np.isfinite(m.loc[s, t]) and m.loc[t, t] > 0]
     return (float(np.median(ratios)), float(np.min(ratios))) if ratios else (float("nan"), float("nan"))
+
+
+def fit_and_specialisation(ev: Evidence, fit: pd.Series | None = None) -> pd.DataFrame:
+    """Per target t of the P heatmap: how well t's own models fit it (``own_fit``: in-domain over constant-prediction
+    loss on the study's scale, the median over its pretrainings; for the study's published evidence its diagonal
+    cell, ``sanity.published_learning``; or ``fit``, a Series by domain) and how much the other sources lose on it
+    (``specialisation``: the median over s != t of P(s -> t) / P(t -> t))."""
+    if fit is None:
+        fit = (published_learning(ev.series).set_index("source").ratio if ev.models is None
+               else learned_sources(ev).set_index("source")["median"])
+    m = matrix(ev, "P", domains=_heatmap_domains(ev))
+    rows = []
+    for t in m.columns:
+        if t not in m.index or t not in fit.index or not m.loc[t, t] > 0:
+            continue
+        ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index if s != t and np.isfinite(m.loc[s, t])]
+        if ratios:
+            rows.append({"target": t, "own_fit": float(fit[t]), "specialisation": float(np.median(ratios))})
+    return pd.DataFrame(rows, columns=["target", "own_fit", "specialisation"])
+
+
+def fit_rank_correlation(points: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
+                         confidence: float = 0.9) -> tuple[float, float, float]:
+    """Spearman correlation of ``own_fit`` and ``specialisation`` over the targets of :func:`fit_and_specialisation`
+    (< 0: the better a target's own models fit it, the more they beat the other sources' there), with a percentile
+    bootstrap interval over the targets (resampled with replacement); NaN with fewer than three targets."""
+    if len(points) < 3:
+        return float("nan"), float("nan"), float("nan")
+    x, y = points.own_fit.to_numpy(), points.specialisation.to_numpy()
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_bootstrap):
+        i = rng.integers(0, len(x), len(x))
+        if len(set(x[i])) > 1 and len(set(y[i])) > 1:
+            draws.append(spearman(x[i], y[i]))
+    tail = (1 - confidence) / 2
+    low, high = (np.quantile(draws, [tail, 1 - tail]) if draws else (float("nan"), float("nan")))
+    return float(spearman(x, y)), float(low), float(high)
 
 
 def arm_rows(arm: Arm, series: str, cache=None, sources: str = "all", n_bootstrap: int = 200,
@@ -232,4 +274,4 @@ def page_table(preset: str | Preset, cache=None, device: str = "auto") -> pd.Dat
 
 
 __all__ = ["ARMS", "Arm", "run_ablation", "read_summary", "format_table", "arm_jobs", "arm_rows",
-           "specialisation", "default_arm", "page_table"]
+           "specialisation", "fit_and_specialisation", "fit_rank_correlation", "default_arm", "page_table"]

@@ -401,6 +401,27 @@ def ablation_chart(table: pd.DataFrame, cell: int = 60) -> alt.Chart:
                                        "than the page's own preset: pretrainings only)"))
 
 
+def fit_specialisation_chart(points: pd.DataFrame) -> alt.Chart:
+    """Per target lattice and run (``run``: this run, the study): how well its own models fit it (x, in-domain over
+    constant-prediction loss) against how much the other lattices' models lose on it (y, the median of
+    P(s -> t) / P(t -> t)), both on log axes; the rule at 1: other sources as good as its own."""
+    rows = points.assign(fit=points.own_fit.round(3), ratio=points.specialisation.round(2))
+    data = alt.Data(values=_records(rows[["run", "target", "fit", "ratio"]]))
+    runs = list(dict.fromkeys(rows.run))
+    dots = alt.Chart(data).mark_point(filled=True, size=70).encode(
+        x=alt.X("fit:Q", scale=alt.Scale(type="log"), title="own models' fit: in-domain / constant-prediction loss"),
+        y=alt.Y("ratio:Q", scale=alt.Scale(type="log"), title="median P(s→t) / P(t→t) over the other sources"),
+        color=alt.Color("run:N", sort=runs, title=None, legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape("run:N", sort=runs, legend=None),
+        tooltip=["run:N", "target:N", alt.Tooltip("fit:Q", format=".3f"), alt.Tooltip("ratio:Q", format=".2f")])
+    labels = dots.mark_text(align="left", dx=6, fontSize=10).encode(text="target:N")
+    one = alt.Chart(alt.Data(values=[{"y": 1.0}])).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
+    return alt.layer(one, dots, labels).properties(
+        width=420, height=300,
+        title=alt.TitleParams("The better a lattice's own models fit it, the more they beat the others there",
+                              anchor="start", subtitle="small particles, after pretraining; one point per target"))
+
+
 def pixels_by_series(preset, series_names) -> str:
     """Each series' output pixel in words, e.g. "0.5 Å (defocus), 0.25 Å (dose, structure)"; one value when the
     series share it."""

@@ -209,7 +209,7 @@ CPU = Preset(
     transfer_sizes=(8, 16, 32, 64), transfer_size=16, mixtures=((16, 48), (32, 32), (48, 16)), seeds=(0,),
     augment="all8", crop=64, epoch_crops=1024, sweep_sources=("-100",), sweep_targets=("250",),
     structure_transfers="figure", validate_every_epoch=False, lesson_sizes=(1, 8, 64), lesson_replicates=2,
-    series_settings={"dose": {"pixel_size": 0.25}},
+    series_settings={"dose": {"pixel_size": 0.25, "crop": 96, "epoch_crops": 512}},
     replicates={"dose": 3, "defocus": 2, "structure": 2}, transfer_replicates={"dose": 2}, sweep_replicates=2,
     notes={
         "sweep_replicates": "the learning-rate sweep and the baseline pair (-10 -> +5 nm) transfer both defocus "
@@ -218,20 +218,28 @@ CPU = Preset(
                             "[-0.11, -0.09]), and transfer vs mixtures read +0.07 and +0.56, each interval too narrow "
                             "because one pretraining set every cell (measured 2026-12-02); 27 transfers and one "
                             "pretraining more",
-        "series_settings": "the dose series on 0.25 Å pixels (the multislice sampling), with the same 64-pixel "
-                           "crops and 1024 crops an epoch as the others: a dose then gives 1.56x the study's "
-                           "electrons per pixel instead of 6.25x, and Fig 9.1's pretraining claims hold. Measured "
-                           "2026-12-01 (`python -m hrtem_tl ablate`, seeds 0, pretrainings only): on 0.5 Å pixels "
-                           "(R = 5) the asymmetry was -0.40 [-0.60, +0.00] (contradicts), low-dose rows worse "
-                           "+0.10 [+0.00, +0.40] (undecided), 5.0 core-min; on 0.25 Å pixels (R = 3) +1.00 "
-                           "[+0.80, +1.00], +1.00 [+0.90, +1.00], distance +0.80 [+0.76, +0.80], all hold, models "
-                           "as specialised as the study's (median P(s->t)/P(t->t) 1.90, study 1.81), 2.3 core-min; "
-                           "0.5 Å pixels counted as 0.25 Å ones (a quarter of the electrons) left the 30 e-/Å² "
-                           "pretraining unlearned (0.88 of a constant prediction). The defocus series keeps 0.5 Å "
-                           "(its claims hold there, and its 426 transfers would cost 4x the evaluation); the "
-                           "structure series too: on 0.25 Å pixels with this step diamond C and Si still did not "
-                           "learn (16 of 18 sources, worst 0.82; symmetry -0.14 [-0.21, +0.00]), and the step that "
-                           "learns them (cpu-fine: 96-pixel crops, 2048 an epoch) costs 4.5x, about 16 min more",
+        "series_settings": "the dose series on 0.25 Å pixels (the multislice sampling), with 96-pixel (24 Å) crops, "
+                           "512 an epoch: a dose then gives 1.56x the study's electrons per pixel instead of 6.25x, "
+                           "and Fig 9.1's pretraining claims hold. The crops (measured 2026-12-02, AVX512 machine, "
+                           "ablation arms on the dose series, 15 pretrainings a seed set): with the other series' "
+                           "64-pixel crops (16 Å here), 1024 an epoch, the 30 e-/Å² source sat at the gate (0.66 of a "
+                           "constant prediction at seeds 0, 0.72 at seeds 1: Fig 9.1 'not learned' in one of two seed "
+                           "sets), 3.5 / 3.3 core-min; 96-pixel crops, 1024 an epoch: 0.47 / 0.41, 5.8 / 5.6 core-min;"
+                           " 96-pixel crops, 512 an epoch: 0.53 / 0.42, 2.8 / 2.5 core-min, every pretraining claim "
+                           "holding in both, so 512. Its 120 transfers then train 263 / 257 core-s instead of 166 / "
+                           "147 (a transfer sees one crop of each image and form): the book about half a minute "
+                           "longer. Measured before 2026-12-01 (`python -m hrtem_tl ablate`, seeds 0, pretrainings "
+                           "only, 64-pixel crops): on 0.5 Å pixels (R = 5) the asymmetry was -0.40 [-0.60, +0.00] "
+                           "(contradicts), low-dose rows worse +0.10 [+0.00, +0.40] (undecided), 5.0 core-min; on 0.25"
+                           " Å pixels (R = 3) +1.00 [+0.80, +1.00], +1.00 [+0.90, +1.00], distance +0.80 [+0.76, "
+                           "+0.80], all hold, models as specialised as the study's (median P(s->t)/P(t->t) 1.90, study"
+                           " 1.81), 2.3 core-min; 0.5 Å pixels counted as 0.25 Å ones (a quarter of the electrons) "
+                           "left the 30 e-/Å² pretraining unlearned (0.88 of a constant prediction). The defocus "
+                           "series keeps 0.5 Å (its claims hold there, and its 426 transfers would cost 4x the "
+                           "evaluation); the structure series too: on 0.25 Å pixels with this step diamond C and Si "
+                           "still did not learn (16 of 18 sources, worst 0.82; symmetry -0.14 [-0.21, +0.00]), and the"
+                           " step that learns them (cpu-fine: 96-pixel crops, 2048 an epoch) costs 4.5x, about 16 min "
+                           "more",
         "replicates": "3 / 2 / 2 independent pretrainings per source (dose / defocus / structure), two of the dose "
                       "ones transferred to every target: a pretraining takes 12-14 core-seconds and a transfer 1.6 "
                       "(structure), 2.3 (defocus) or 3.1 (dose, 0.25 Å validation images) here, evaluation included "
@@ -266,7 +274,8 @@ CPU = Preset(
                   "512 images x 8 forms (256 minibatches) of a larger field",
         "lr": "a narrow net over few epochs needs larger steps than the study's 1e-4/1e-5; the sweep keeps "
               "two (pretrain, transfer) pairs ten times apart, as the study's aggressive and gentle ones",
-        "crop": "64-pixel random crops (32 Å) per step; validation uses the whole image",
+        "crop": "64-pixel random crops (32 Å) per step, the dose series 96-pixel ones (24 Å: series_settings); "
+                "validation uses the whole image",
         "sweep": "the hyperparameter sweep (Fig 6.1) transfers from -10 nm to +25 nm only (as the class preset; "
                  "with -25, 0 and +25 nm its 126 transfers were a seventh of the transfer stage)",
         "lesson": "the hands-on chapter's pair at 1, 8 and 64 target images with 2 models per size and method: its "

@@ -48,6 +48,33 @@ def test_specialisation_is_the_median_and_minimum_of_p_over_the_targets_own():
     assert median == pytest.approx(2.5) and minimum == pytest.approx(2.0)
 
 
+def test_fit_and_specialisation_pairs_each_targets_own_fit_with_what_the_others_lose_there():
+    """Hand-made P cells and fits: per small target, the median of P(s -> t) / P(t -> t) over the other sources
+    beside its own models' fit; the rank correlation is -1 when the better-fitted target always specialises more."""
+    m = {"A_small": {"A_small": 0.1, "B_small": 0.4, "C_small": 0.3},
+         "B_small": {"A_small": 0.5, "B_small": 0.2, "C_small": 0.3},
+         "C_small": {"A_small": 0.3, "B_small": 0.6, "C_small": 0.25}}
+    fit = pd.Series({"A_small": 0.1, "B_small": 0.3, "C_small": 0.6})
+    points = ablation.fit_and_specialisation(_evidence(m), fit).set_index("target")
+    # A: median(0.5/0.1, 0.3/0.1) = 4; B: median(0.4/0.2, 0.6/0.2) = 2.5; C: median(0.3/0.25, 0.3/0.25) = 1.2
+    assert points.specialisation.to_dict() == pytest.approx({"A_small": 4.0, "B_small": 2.5, "C_small": 1.2})
+    assert points.own_fit.to_dict() == fit.to_dict()
+    rho, low, high = ablation.fit_rank_correlation(points.reset_index())
+    assert rho == pytest.approx(-1.0) and low <= rho <= high
+    assert np.isnan(ablation.fit_rank_correlation(points.reset_index().head(2))[0])  # too few targets
+
+
+def test_the_studys_own_lattices_specialise_more_where_they_fit_better():
+    """On the study's published cells (its diagonal over the constant prediction of its expected particle
+    fraction as the fit): the rank correlation over the nine small targets is clearly negative."""
+    from hrtem_tl.claims import published
+
+    points = ablation.fit_and_specialisation(published("structure"))
+    assert len(points) == 9
+    rho, low, high = ablation.fit_rank_correlation(points)
+    assert rho == pytest.approx(-0.72, abs=0.01) and high < 0
+
+
 def test_the_ablation_chart_has_a_tile_per_claim_and_arm():
     rows = []
     for arm in ("cpu", "40 Å crops"):

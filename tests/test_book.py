@@ -25,11 +25,11 @@ from hrtem_tl.book import CHAPTERS, ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
-EXPECTED_CHARTS = {"intro": 1, "methods": 2, "handson": 3, "dose": 3, "defocus": 6, "structure": 3, "ablation": 1}
+EXPECTED_CHARTS = {"intro": 1, "methods": 2, "handson": 3, "dose": 3, "defocus": 6, "structure": 3, "ablation": 2}
 MAIN_FIGURE = {"intro": "claims_forest", "methods": "examples", "handson": "handson_learning_curve",
                "dose": "dose_pt", "defocus": "defocus_pt", "structure": "structure_pt", "ablation": "ablation_claims"}
 MORE_FIGURES = {"dose": ("dose_distance",), "defocus": ("defocus_distance",),
-                "handson": ("handson_epochs",)}  # also saved from file://
+                "handson": ("handson_epochs",), "ablation": ("ablation_fit",)}  # also saved from file://
 
 
 @pytest.fixture(scope="session")

@@ -186,12 +186,13 @@ def test_transfer_without_datasets_names_the_command(tmp_path):
 def test_model_keys_are_pinned():
     """Cache keys of models change only when a field that determines a model changes (presets.MODEL_KEY_FIELDS):
     adding replicates or another grid field must leave every existing key as it is. The cpu dose keys changed
-    once, when the dose series moved to 0.25 Å pixels (``series_settings``: its data and models changed); the
-    defocus and structure keys stayed (before: dose 16a0ccd5d4cb17b2 and 6a8ec82db7a93296)."""
+    twice, when the dose series moved to 0.25 Å pixels and when it moved to 96-pixel crops, 512 an epoch
+    (``series_settings``: its data or training changed); the defocus and structure keys stayed (before: dose
+    16a0ccd5d4cb17b2 and 6a8ec82db7a93296, then 6c6744ca4845801e and ce3934d100fab4b7)."""
     cpu, smoke = get_preset("cpu"), get_preset("smoke")
-    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(cpu) == "6c6744ca4845801e"
+    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(cpu) == "4db3cf323d45c777"
     assert study.Job("dose", "transfer", "30", 0, cpu.main_lr[0], "600", "encoder", cpu.main_lr[1],
-                     cpu.transfer_size, replicate=1).key(cpu) == "ce3934d100fab4b7"
+                     cpu.transfer_size, replicate=1).key(cpu) == "0f37408cc5ee7892"
     assert study.Job("defocus", "pretrain", "-100", 0, cpu.main_lr[0]).key(cpu) == "8fa109186f12e8ca"
     assert study.Job("defocus", "transfer", "-100", 0, cpu.main_lr[0], "0", "encoder", cpu.main_lr[1],
                      cpu.transfer_size, replicate=1).key(cpu) == "f03fe21c62fda6a4"
@@ -200,7 +201,7 @@ def test_model_keys_are_pinned():
     from dataclasses import replace
 
     more = replace(cpu, replicates={"dose": 9}, transfer_replicates={"dose": 2}, validate_every_epoch=True)
-    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(more) == "6c6744ca4845801e"
+    assert study.Job("dose", "pretrain", "30", 0, cpu.main_lr[0]).key(more) == "4db3cf323d45c777"
 
 
 def test_replicates_are_independent_pretrainings_of_each_source():
