@@ -100,11 +100,11 @@ figures.show(figures.ablation_chart(table), "ablation_claims", static_dir)
 # {glue:text}`ablation_structure_specialisation:.2f` (minimum {glue:text}`ablation_structure_specialisation_min:.2f`)
 # for {glue:text}`ablation_structure_core_min:.1f` core-minutes of pretraining; the dose series learned
 # {glue:text}`ablation_dose_learned` sources (median ratio {glue:text}`ablation_dose_specialisation:.2f`). The table
-# gives every arm.
+# gives every arm (what each one changes: hover over its column in the chart above).
 
 # %% tags=["hide-input"]
 figures.Table(table.groupby(["arm", "series"], sort=False).first().reset_index()[
-    ["arm", "series", "what", "models", "core_seconds", "learned", "worst_ratio", "in_domain", "specialisation",
+    ["arm", "series", "models", "core_seconds", "learned", "worst_ratio", "in_domain", "specialisation",
      "specialisation_min"]].round(3).rename(columns={
         "core_seconds": "training (core-s)", "worst_ratio": "worst source / constant",
         "in_domain": "in-domain loss (study scale)", "specialisation": "P(s->t)/P(t->t) median",

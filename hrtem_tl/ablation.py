@@ -59,8 +59,12 @@ class Arm:
 
 
 ARMS = (
-    Arm("cpu", "cpu", {}, "the default: dose on 0.25 Å pixels (1.56x the study's electrons per pixel), structure "
-        "on 0.5 Å; 64-pixel crops, 1024 crops an epoch, width 8, 6 epochs"),
+    Arm("cpu", "cpu", {}, "the default: dose on 0.25 Å pixels (1.56x the study's electrons per pixel) with 96-pixel "
+        "crops, 512 an epoch; defocus and structure on 0.5 Å with 64-pixel crops, 1024 an epoch; width 8, 6 epochs"),
+    Arm("cpu 64-pixel crops", "cpu", {"crop": 64, "epoch_crops": 1024}, "every series on 64-pixel crops, 1024 an "
+        "epoch: the dose series as it was before its 96-pixel crops (16 Å on its 0.25 Å pixels)"),
+    Arm("cpu 96-pixel crops x1024", "cpu", {"crop": 96, "epoch_crops": 1024}, "96-pixel crops, 1024 an epoch (the "
+        "dose series: twice its steps; the others: 'cpu 96-pixel crops')"),
     Arm("cpu 0.5 Å pixels", "cpu", {"pixel_size": 0.5}, "the default on 0.5 Å pixels (6.25x the study's electrons "
         "per pixel at a dose): the cpu preset before the dose series moved to 0.25 Å"),
     Arm("cpu 0.5 Å counted as 0.25 Å", "cpu", {"pixel_size": 0.5, "count_pixel_size": 0.25}, "0.5 Å pixels holding "

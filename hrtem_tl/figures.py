@@ -408,13 +408,20 @@ def fit_specialisation_chart(points: pd.DataFrame) -> alt.Chart:
     rows = points.assign(fit=points.own_fit.round(3), ratio=points.specialisation.round(2))
     data = alt.Data(values=_records(rows[["run", "target", "fit", "ratio"]]))
     runs = list(dict.fromkeys(rows.run))
+    def span(values, below=1.0):  # a log axis around the data (and the rule at 1 for the ratios)
+        low, high = min(values.min(), below), max(values.max(), below)
+        return [float(low / 1.3), float(high * 1.3)]
+
+    x_span, y_span = span(rows.fit, rows.fit.min()), span(rows.ratio)
     dots = alt.Chart(data).mark_point(filled=True, size=70).encode(
-        x=alt.X("fit:Q", scale=alt.Scale(type="log"), title="own models' fit: in-domain / constant-prediction loss"),
-        y=alt.Y("ratio:Q", scale=alt.Scale(type="log"), title="median P(s→t) / P(t→t) over the other sources"),
+        x=alt.X("fit:Q", scale=alt.Scale(type="log", domain=x_span, nice=False),
+                title="own models' fit: in-domain / constant-prediction loss"),
+        y=alt.Y("ratio:Q", scale=alt.Scale(type="log", domain=y_span, nice=False),
+                title="median P(s→t) / P(t→t) over the other sources"),
         color=alt.Color("run:N", sort=runs, title=None, legend=alt.Legend(orient="bottom")),
         shape=alt.Shape("run:N", sort=runs, legend=None),
         tooltip=["run:N", "target:N", alt.Tooltip("fit:Q", format=".3f"), alt.Tooltip("ratio:Q", format=".2f")])
-    labels = dots.mark_text(align="left", dx=6, fontSize=10).encode(text="target:N")
+    labels = dots.mark_text(align="left", dx=6, dy=-6, fontSize=9).encode(text="target:N")
     one = alt.Chart(alt.Data(values=[{"y": 1.0}])).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
     return alt.layer(one, dots, labels).properties(
         width=420, height=300,
