@@ -61,10 +61,6 @@ class Arm:
 ARMS = (
     Arm("cpu", "cpu", {}, "the default: dose on 0.25 Å pixels (1.56x the study's electrons per pixel) with 96-pixel "
         "crops, 512 an epoch; defocus and structure on 0.5 Å with 64-pixel crops, 1024 an epoch; width 8, 6 epochs"),
-    Arm("cpu 64-pixel crops", "cpu", {"crop": 64, "epoch_crops": 1024}, "every series on 64-pixel crops, 1024 an "
-        "epoch: the dose series as it was before its 96-pixel crops (16 Å on its 0.25 Å pixels)"),
-    Arm("cpu 96-pixel crops x1024", "cpu", {"crop": 96, "epoch_crops": 1024}, "96-pixel crops, 1024 an epoch (the "
-        "dose series: twice its steps; the others: 'cpu 96-pixel crops')"),
     Arm("cpu 0.5 Å pixels", "cpu", {"pixel_size": 0.5}, "the default on 0.5 Å pixels (6.25x the study's electrons "
         "per pixel at a dose): the cpu preset before the dose series moved to 0.25 Å"),
     Arm("cpu 0.5 Å counted as 0.25 Å", "cpu", {"pixel_size": 0.5, "count_pixel_size": 0.25}, "0.5 Å pixels holding "
@@ -82,6 +78,10 @@ ARMS = (
         "schedule"),
     Arm("cpu 2x scenes", "cpu", {"structure_train": 64}, "the default with 64 training scenes per structure "
         "dataset (128 for large particles) instead of 32: twice the particles seen, the same steps"),
+    Arm("cpu 64-pixel crops", "cpu", {"crop": 64, "epoch_crops": 1024}, "every series on 64-pixel crops, 1024 an "
+        "epoch: the dose series as it was before its 96-pixel crops (16 Å on its 0.25 Å pixels)"),
+    Arm("cpu 96-pixel crops x1024", "cpu", {"crop": 96, "epoch_crops": 1024}, "96-pixel crops, 1024 an epoch (the "
+        "dose series: twice its steps; the others: 'cpu 96-pixel crops')"),
     Arm("cpu-fine", "cpu-fine", {}, "0.25 Å pixels (1.56x the study's electrons per pixel), 96-pixel (24 Å) crops, "
         "2048 crops an epoch"),
     Arm("cpu-fine 16 Å crops", "cpu-fine", {"crop": 64},
