@@ -99,8 +99,8 @@ PARAMETERS = {
                        "the study's for six of its nine materials)"),
     "material": (None, "", "the dose and defocus series' particle material (their shared scenes): a built-in "
                  "lattice or a CIF file (the study's CdSe, whose particles alone carry up to two stacking faults)"),
-    "particle_diameters": (None, "nm", "the CdSe particles' diameters in the dose and defocus series (their shared "
-                           "scenes), uniform in [low, high] (the study's 3-5)"),
+    "particle_diameters": (None, "nm", "the particles' diameters in the dose and defocus series (their shared "
+                           "scenes, CdSe in the study), uniform in [low, high] (the study's 3-5)"),
     "small_radii": ("structure", "nm", "the structure series' small particles' radii, uniform in [low, high] (the "
                     "study's 1-2)"),
     "large_radii": ("structure", "nm", "the structure series' large particles' radii, uniform in [low, high] (the "
