@@ -119,9 +119,9 @@ figures.Table(table.groupby(["arm", "series"], sort=False).first().reset_index()
 # {glue:text}`ablation_fit_rho_run:+.2f` {glue:text}`ablation_fit_rho_run_interval` in this run and
 # {glue:text}`ablation_fit_rho_study:+.2f` {glue:text}`ablation_fit_rho_study_interval` in the study (90 %
 # bootstrap intervals over the targets). This run's own models fit their lattices to a median
-# {glue:text}`ablation_fit_run:.2f` of a constant prediction, the study's to {glue:text}`ablation_fit_study:.2f`:
-# our targets sit to the right of the study's, where the study's own points specialise least. Its best-fitted
-# target here, {glue:text}`ablation_fit_best_target` ({glue:text}`ablation_fit_best:.2f`), specialises at
+# {glue:text}`ablation_fit_run:.2f` of a constant prediction, the study's to {glue:text}`ablation_fit_study:.2f`;
+# the further right a run's targets sit, the less its models tell the lattices apart. This run's best-fitted
+# target, {glue:text}`ablation_fit_best_target` ({glue:text}`ablation_fit_best:.2f`), specialises at
 # {glue:text}`ablation_fit_best_ratio:.2f` (the study's median over all targets 1.81). The symmetry and size claims
 # ask which source does best on a target; they need the left of this chart, that is models trained further.
 
