@@ -25,6 +25,7 @@ from .cache import atomic_write, cache_dir
 from .claims.evidence import Evidence, evidence, matrix, spearman
 from .claims.report import scorecard
 from .claims.sanity import learned_sources, learning, published_learning
+from .claims.verdicts import interval
 from .presets import Preset, get_preset
 from .study import Job, grid, load_results, run_jobs, run_study
 
@@ -122,12 +123,23 @@ def _heatmap_domains(ev: Evidence) -> list[str]:
     return [d for d in ev.cells.source.unique() if ev.series != "structure" or d.endswith("_small")]
 
 
+def _ratios_by_target(ev: Evidence) -> dict[str, list[float]]:
+    """Per target t of the P heatmap with a positive own cell: P(s -> t) / P(t -> t) for every other source s
+    with a cell on t."""
+    m = matrix(ev, "P", domains=_heatmap_domains(ev))
+    out = {}
+    for t in m.columns:
+        if t in m.index and m.loc[t, t] > 0:
+            ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index if s != t and np.isfinite(m.loc[s, t])]
+            if ratios:
+                out[t] = ratios
+    return out
+
+
 def specialisation(ev: Evidence) -> tuple[float, float]:
     """Median and minimum over the off-diagonal cells (small particles for structure) of P(s -> t) / P(t -> t):
     how much worse a model of another domain does on t than t's own (the study: median 1.81, minimum 1.04)."""
-    m = matrix(ev, "P", domains=_heatmap_domains(ev))
-    ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index for t in m.columns
-              if s != t and t in m.index and np.isfinite(m.loc[s, t]) and m.loc[t, t] > 0]
+    ratios = [r for rs in _ratios_by_target(ev).values() for r in rs]
     return (float(np.median(ratios)), float(np.min(ratios))) if ratios else (float("nan"), float("nan"))
 
 
@@ -139,14 +151,8 @@ def fit_and_specialisation(ev: Evidence, fit: pd.Series | None = None) -> pd.Dat
     if fit is None:
         fit = (published_learning(ev.series).set_index("source").ratio if ev.models is None
                else learned_sources(ev).set_index("source")["median"])
-    m = matrix(ev, "P", domains=_heatmap_domains(ev))
-    rows = []
-    for t in m.columns:
-        if t not in m.index or t not in fit.index or not m.loc[t, t] > 0:
-            continue
-        ratios = [m.loc[s, t] / m.loc[t, t] for s in m.index if s != t and np.isfinite(m.loc[s, t])]
-        if ratios:
-            rows.append({"target": t, "own_fit": float(fit[t]), "specialisation": float(np.median(ratios))})
+    rows = [{"target": t, "own_fit": float(fit[t]), "specialisation": float(np.median(ratios))}
+            for t, ratios in _ratios_by_target(ev).items() if t in fit.index]
     return pd.DataFrame(rows, columns=["target", "own_fit", "specialisation"])
 
 
@@ -160,13 +166,11 @@ def fit_rank_correlation(points: pd.DataFrame, n_bootstrap: int = 2000, seed: in
     x, y = points.own_fit.to_numpy(), points.specialisation.to_numpy()
     rng = np.random.default_rng(seed)
     draws = []
-    for _ in range(n_bootstrap):
+    for _ in range(n_bootstrap):  # a resample holding one value of either has no rank correlation: NaN, dropped
         i = rng.integers(0, len(x), len(x))
-        if len(set(x[i])) > 1 and len(set(y[i])) > 1:
-            draws.append(spearman(x[i], y[i]))
-    tail = (1 - confidence) / 2
-    low, high = (np.quantile(draws, [tail, 1 - tail]) if draws else (float("nan"), float("nan")))
-    return float(spearman(x, y)), float(low), float(high)
+        draws.append(spearman(x[i], y[i]) if len(set(x[i])) > 1 and len(set(y[i])) > 1 else float("nan"))
+    low, high = interval(pd.Series(draws), confidence)
+    return float(spearman(x, y)), low, high
 
 
 def arm_rows(arm: Arm, series: str, cache=None, sources: str = "all", n_bootstrap: int = 200,

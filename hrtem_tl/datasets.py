@@ -285,6 +285,14 @@ def _set_domains(settings: dict, changed: bool, domains: tuple, sources: tuple) 
         settings.pop("sources", None)
 
 
+BUILT_IN_LATTICES = (*st.LATTICES, *st.EXTRA_LATTICES)  # the study's nine and gold
+
+
+def _is_cif_path(item: str) -> bool:
+    """A material given as a file (a ``.cif`` name or any path), not as a built-in lattice's name."""
+    return item.lower().endswith(".cif") or os.sep in item
+
+
 def _set_lattices(settings: dict, lattices, label_blur: float, study: list) -> None:
     """The structure series' domains for ``lattices`` (built-in names or CIF paths), with the cells of the CIF
     materials (``crystals``) that its scene specs carry."""
@@ -292,21 +300,21 @@ def _set_lattices(settings: dict, lattices, label_blur: float, study: list) -> N
         lattices = [lattices]
     if not isinstance(lattices, (list, tuple)) or not lattices or not all(isinstance(x, str) for x in lattices):
         raise ValueError(f"lattices={lattices!r} must be a list of one or more lattice names "
-                         f"({', '.join([*st.LATTICES, *st.EXTRA_LATTICES])}) or CIF files")
+                         f"({', '.join(BUILT_IN_LATTICES)}) or CIF files")
     names, crystals, known = [], {}, settings.get("crystals", {})
     for item in lattices:
         if item in known:  # a CIF material this preset already images, by its name
             crystals[item] = known[item]
             names.append(item)
-        elif item.lower().endswith(".cif") or os.sep in item:
+        elif _is_cif_path(item):
             crystal = st.read_cif(item, label_blur)
             crystals[crystal.name] = crystal.as_spec()
             names.append(crystal.name)
-        elif item in st.LATTICES or item in st.EXTRA_LATTICES:
+        elif item in BUILT_IN_LATTICES:
             names.append(item)
         else:
-            raise ValueError(f"lattices: {item!r} is neither a built-in lattice ("
-                             f"{', '.join([*st.LATTICES, *st.EXTRA_LATTICES])}) nor a CIF file (*.cif)")
+            raise ValueError(f"lattices: {item!r} is neither a built-in lattice ({', '.join(BUILT_IN_LATTICES)}) "
+                             "nor a CIF file (*.cif)")
     if len(set(names)) != len(names):
         raise ValueError(f"lattices={list(lattices)!r} names a material twice")
     settings.pop("crystals", None)
@@ -319,18 +327,18 @@ def _set_lattices(settings: dict, lattices, label_blur: float, study: list) -> N
 def _material(value, current: dict, label_blur: float) -> dict:
     """``Preset.particle_material`` for ``material``: {} for the study's CdSe, a built-in lattice by name, a CIF file
     read with ASE (its cell travels in the scene specs), or the CIF material the preset already images by its name."""
-    builtin = [*st.LATTICES, *st.EXTRA_LATTICES]
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"material={value!r} must be one lattice name ({', '.join(builtin)}) or a CIF file")
+        raise ValueError(f"material={value!r} must be one lattice name ({', '.join(BUILT_IN_LATTICES)}) or a CIF "
+                         "file")
     value = value.strip()
     if value == current.get("name"):
         return deepcopy(current)
-    if value.lower().endswith(".cif") or os.sep in value:
+    if _is_cif_path(value):
         crystal = st.read_cif(value, label_blur, parameter="material")
         return {"name": crystal.name, "crystal": crystal.as_spec()}
-    if value not in builtin:
-        raise ValueError(f"material: {value!r} is neither a built-in lattice ({', '.join(builtin)}) nor a CIF file "
-                         "(*.cif)")
+    if value not in BUILT_IN_LATTICES:
+        raise ValueError(f"material: {value!r} is neither a built-in lattice ({', '.join(BUILT_IN_LATTICES)}) nor a "
+                         "CIF file (*.cif)")
     return {} if value == STUDY_MATERIAL else {"name": value}
 
 

@@ -408,11 +408,12 @@ def fit_specialisation_chart(points: pd.DataFrame) -> alt.Chart:
     rows = points.assign(fit=points.own_fit.round(3), ratio=points.specialisation.round(2))
     data = alt.Data(values=_records(rows[["run", "target", "fit", "ratio"]]))
     runs = list(dict.fromkeys(rows.run))
-    def span(values, below=1.0):  # a log axis around the data (and the rule at 1 for the ratios)
-        low, high = min(values.min(), below), max(values.max(), below)
+
+    def log_span(low, high):  # a log axis a little wider than [low, high]
         return [float(low / 1.3), float(high * 1.3)]
 
-    x_span, y_span = span(rows.fit, rows.fit.min()), span(rows.ratio)
+    x_span = log_span(rows.fit.min(), rows.fit.max())
+    y_span = log_span(min(rows.ratio.min(), 1.0), max(rows.ratio.max(), 1.0))  # the rule at 1 in view
     dots = alt.Chart(data).mark_point(filled=True, size=70).encode(
         x=alt.X("fit:Q", scale=alt.Scale(type="log", domain=x_span, nice=False),
                 title="own models' fit: in-domain / constant-prediction loss"),
