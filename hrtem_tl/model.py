@@ -80,8 +80,8 @@ def join_skip(x: torch.Tensor, skip: torch.Tensor, members: int) -> torch.Tensor
     if x.is_contiguous(memory_format=torch.channels_last) and skip.is_contiguous(memory_format=torch.channels_last):
         # the same values, kept channels_last: channels are the last axis in memory, so each member's are a slice
         # of it. Joined as 5-D (N, K, C, H, W), the result (and every gradient through it) left channels_last, and
-        # the batch norms, ReLUs and convolutions around it ran their slow mixed-layout paths and copies: 0.80x the
-        # stack's step (bf16, K = 8, 64-pixel crops, one core, measured 2026-12-02)
+        # the batch norms, ReLUs and convolutions around it ran their slow mixed-layout paths and copies: 0.72-0.83x the
+        # stack's step (bf16, K = 8, 64-pixel crops, one core, three pairs measured 2026-12-02)
         last = [t.permute(0, 2, 3, 1).reshape(n, h, w, members, -1) for t in (x, skip)]
         return torch.cat(last, dim=4).reshape(n, h, w, -1).permute(0, 3, 1, 2)
     return torch.cat([x.reshape(n, members, -1, h, w), skip.reshape(n, members, -1, h, w)], 2).reshape(n, -1, h, w)
