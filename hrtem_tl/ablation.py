@@ -91,6 +91,8 @@ ARMS = (
         "cpu-fine with the cpu preset's training step: 64-pixel crops, 1024 an epoch"),
     Arm("cpu-fine 40 Å crops", "cpu-fine", {"crop": 160}, "cpu-fine with 160-pixel (40 Å) crops"),
     Arm("cpu-fine width 16", "cpu-fine", {"width": 16}, "cpu-fine with twice the channels (0.9 M parameters)"),
+    Arm("cpu-fine 512 an epoch", "cpu-fine", {"epoch_crops": 512}, "cpu-fine's 96-pixel crops, 512 an epoch: the "
+        "`cpu` dose series' step (1.1x the cpu preset's pixels per epoch) on every series"),
 )
 
 
