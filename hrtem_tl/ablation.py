@@ -93,6 +93,8 @@ ARMS = (
     Arm("cpu-fine width 16", "cpu-fine", {"width": 16}, "cpu-fine with twice the channels (0.9 M parameters)"),
     Arm("cpu-fine 512 an epoch", "cpu-fine", {"epoch_crops": 512}, "cpu-fine's 96-pixel crops, 512 an epoch: the "
         "`cpu` dose series' step (1.1x the cpu preset's pixels per epoch) on every series"),
+    Arm("cpu-fine 1024 an epoch", "cpu-fine", {"epoch_crops": 1024}, "cpu-fine's 96-pixel crops, 1024 an epoch: "
+        "half cpu-fine's minibatches (2.25x the cpu preset's pixels per epoch)"),
 )
 
 
