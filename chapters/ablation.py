@@ -105,7 +105,7 @@ figures.show(figures.ablation_chart(table), "ablation_claims", static_dir)
 # %% tags=["hide-input"]
 figures.Table(table.groupby(["arm", "series"], sort=False).first().reset_index()[
     ["arm", "series", "models", "core_seconds", "learned", "worst_ratio", "in_domain", "specialisation",
-     "specialisation_min"]].round(3).rename(columns={
+     "specialisation_min"]].round(3).assign(core_seconds=lambda t: t.core_seconds.round().astype(int)).rename(columns={
         "core_seconds": "training (core-s)", "worst_ratio": "worst source / constant",
         "in_domain": "in-domain loss (study scale)", "specialisation": "P(s->t)/P(t->t) median",
         "specialisation_min": "minimum"}))
