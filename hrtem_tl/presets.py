@@ -253,9 +253,10 @@ CPU = Preset(
                       "lesson replicates ran 42.7 min from an empty cache on 2 cores (2026-12-02: scenes 5.2, "
                       "pretrainings 8.5, transfers 26.4, chapters 2.4; the machine ran about 13 % slower than the day "
                       "before, and a benchmark of ours ran beside it for 10 min), with defocus 11 hold, 2 undecided, "
-                      "dose 6 hold: over the 30-minute ceiling. As it is now (evaluation in channels_last, "
-                      "2026-12-02): 30.2 min (scenes and datasets 5.9, pretrainings 7.9, transfers 14.5, chapters "
-                      "1.7), at the ceiling and 10 minutes over the 20-minute target",
+                      "dose 6 hold: over the 30-minute ceiling. As it is now (2026-12-03, one AVX512-BF16 machine, "
+                      "fresh clones): 25.7 min at seeds 0 and 23.0 at seeds 1 (scenes and datasets 4.3-4.6, "
+                      "pretrainings 5.6-6.1, transfers 11.5-13.1, chapters 1.3-1.6), 3-6 minutes over the "
+                      "20-minute target",
         "validate_every_epoch": "off: a pretraining validates on its own domain each epoch and on every domain "
                                 "once, at the selected epoch (the same P; 22 % less time per structure "
                                 "pretraining, 13 % defocus, 5 % dose, measured)",
