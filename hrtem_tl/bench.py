@@ -160,8 +160,11 @@ def _train_steps(members: int, width: int, crop: int, bf16: bool, steps: int, ba
         x = torch.cat([p[0] for p in parts], dim=1).contiguous(memory_format=fmt)
         y = torch.stack([p[1] for p in parts], dim=1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = tr._member_logits(net(x).float(), members)
-        loss = F.cross_entropy(logits, y, reduction="none").mean((0, 2, 3)).sum()
+            out = net(x)
+        if baseline:  # a log-softmax and a gather per member-pixel
+            loss = F.cross_entropy(tr._member_logits(out.float(), members), y, reduction="none").mean((0, 2, 3)).sum()
+        else:  # the two-class margin (``train.class_margin``)
+            loss = tr.margin_cross_entropy(tr.class_margin(out, y)).mean((0, 2, 3)).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -71,6 +71,28 @@ def test_cross_entropy_of_a_perfect_prediction_is_zero():
     assert F.cross_entropy(torch.softmax(logits, 1), y).item() == pytest.approx(np.log(1 + 1 / np.e), abs=1e-4)
 
 
+@pytest.mark.parametrize("members", [1, 3])
+def test_margin_losses_equal_softmax_cross_entropy_and_the_study_scale(members):
+    from hrtem_tl.train import _member_logits, class_margin, margin_cross_entropy, margin_study_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 2 * members, 8, 8, generator=gen) * 6  # margins up to ~+-30: both tails
+    masks = torch.randint(0, 2, (4, members, 8, 8), generator=gen)
+    z = class_margin(logits.to(torch.bfloat16), masks if members > 1 else masks[:, 0])
+    assert z.shape == (4, members, 8, 8) and z.dtype == torch.float32
+    pairs = _member_logits(logits.to(torch.bfloat16).float(), members)  # (N, 2, K, H, W)
+    reference = F.cross_entropy(pairs, masks, reduction="none")
+    torch.testing.assert_close(margin_cross_entropy(z), reference, rtol=1e-5, atol=1e-6)
+    study = torch.stack([study_scale_loss(pairs[:, :, k], masks[:, k]) for k in range(members)], dim=1)
+    torch.testing.assert_close(margin_study_loss(z), study, rtol=1e-5, atol=1e-6)
+    # the gradient a training step takes: softmax minus the one-hot target, per member
+    mine = logits.clone().requires_grad_(True)
+    margin_cross_entropy(class_margin(mine, masks if members > 1 else masks[:, 0])).sum().backward()
+    theirs = logits.clone().requires_grad_(True)
+    F.cross_entropy(_member_logits(theirs, members), masks, reduction="sum").backward()
+    torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("fraction", [0.05, 0.134, 0.25, 0.3, 0.45, 0.5])
 def test_constant_prediction_losses_are_the_best_constant_on_each_scale(fraction):
     masks = torch.zeros(1, 100, 100, dtype=torch.long)
