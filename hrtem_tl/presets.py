@@ -256,7 +256,9 @@ CPU = Preset(
                       "dose 6 hold: over the 30-minute ceiling. As it is now (2026-12-03, one AVX512-BF16 machine, "
                       "fresh clones): 25.7 min at seeds 0 and 23.0 at seeds 1 (scenes and datasets 4.3-4.6, "
                       "pretrainings 5.6-6.1, transfers 11.5-13.1, chapters 1.3-1.6), 3-6 minutes over the "
-                      "20-minute target",
+                      "20-minute target; 2026-12-04 (another AVX512-BF16 machine, whose pace fell by up to a third "
+                      "within 90 minutes): 20.8, 21.9 and 23.8 min (scenes 3.2-4.3, pretrainings 4.7-5.1, transfers "
+                      "10.5-12.0)",
         "validate_every_epoch": "off: a pretraining validates on its own domain each epoch and on every domain "
                                 "once, at the selected epoch (the same P; 22 % less time per structure "
                                 "pretraining, 13 % defocus, 5 % dose, measured)",
