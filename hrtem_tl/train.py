@@ -251,7 +251,7 @@ def class_margin(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """z = (logit of the other class) - (logit of the true class) per pixel, fp32: (N, 2K, H, W) logits of a
     stack of K (member k's classes in channels 2k, 2k + 1; K = 1: a single network) and (N, K, H, W) masks (or
     (N, H, W) for K = 1) -> (N, K, H, W). Two classes need nothing else: the cross-entropy is softplus(z) and the
-    probability of the true class sigmoid(-z) (:func:`margin_losses`)."""
+    probability of the true class sigmoid(-z) (:func:`margin_cross_entropy`, :func:`margin_study_loss`)."""
     if masks.dim() == 3:
         masks = masks[:, None]
     logits = logits.float()
