@@ -250,7 +250,8 @@ def _nominal_peak_gflops(bf16: bool) -> float | None:
 def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8) -> None:
     """Models per hour on one core at each preset's training shape: single and stacked models (K members), bf16
     and fp32, the share of each part of a step, GFLOP/s; and the book's path (what ``study`` uses: stacks of
-    ``STACK_MEMBERS``) against the step as it was before stacking (``N.NNx baseline``)."""
+    ``STACK_MEMBERS`` pretrainings, as many transfers, narrow convolutions paired: ``model.StackConv``) against the
+    step as it was before stacking (``N.NNx baseline``)."""
     import torch
 
     from .study import STACK_MEMBERS, Job, minibatches, train_images
@@ -288,8 +289,9 @@ def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2
         base_s, _, _ = _train_steps(1, pr.width, crop, bf16, steps, baseline=True)
         ours_s, _, _ = _train_steps(STACK_MEMBERS, pr.width, crop, bf16, steps)
         base, ours = 3600 / base_s / per_model, 3600 * STACK_MEMBERS / ours_s / per_model
-        print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, {'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h "
-              f"per core against {base:.0f} for the step before stacking: {ours / base:.2f}x baseline", flush=True)
+        print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, narrow convolutions paired, "
+              f"{'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h per core against {base:.0f} for the step before "
+              f"stacking: {ours / base:.2f}x baseline", flush=True)
     bench_pretraining(device=device)
     bench_evaluation(device=device)
 

@@ -433,19 +433,20 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
     return [rows[i] for i in range(len(jobs))]
 
 
-# Models trained as one stack (``train.fit_stack``). Measured on one core (``bench train``, bf16, model-steps per
-# second against one model on the same path): 1.10x / 1.21x / 1.32x / 1.22x at K = 2 / 4 / 8 / 16 (cpu preset
-# shapes), 0.98x / 1.23x / 1.24x / 1.16x (cpu-fine). 4, not 8: 8 gains 9 % at cpu and 1 % at cpu-fine, and halves
-# the stacks that keep both cores busy at the end of a stage (the dose series has 15 pretrainings: 4 stacks of 4).
-# Transfers stack by 8 (``TRANSFER_STACK_MEMBERS``): a stage of 700-900 of them keeps both cores busy whatever the
-# size, and 8 gains the 9 % (400 against 367 models an hour per core at the cpu shapes, ``bench train``).
-STACK_MEMBERS = 4
+# Models trained as one stack (``train.fit_stack``). Measured on one core (2026-12-04, bf16, the narrow
+# convolutions paired, ``model.StackConv``), ms of training step per model against 29.3 / 50.9 for the step before
+# stacks: 64-pixel crops (defocus, structure) 27.7 / 15.2 / 14.0 / 14.7 at K = 1 / 4 / 8 / 16 (2.09x at 8, 1.93x at
+# 4); 96-pixel crops (the dose series) 49.5 / 27.7 / 28.6 / 30.0. Pretrainings stack by 8 like transfers: 8 gains
+# 8 % on the 64-pixel series and loses 3 % on the dose series' 15 pretrainings (2 stacks, one a core), and the
+# stage's 63 pretrainings still make 10 stacks for 2 cores (17 at 4). Transfers (``TRANSFER_STACK_MEMBERS``): 700-900 a stage.
+STACK_MEMBERS = 8
 TRANSFER_STACK_MEMBERS = 8
 
 
 def stack_members(kind: str, members: int = STACK_MEMBERS) -> int:
-    """The most models of ``kind`` one stack holds: ``members`` pretrainings, twice as many transfers or models
-    from scratch, and one mixture."""
+    """The most models of ``kind`` one stack holds: ``members`` pretrainings, ``members`` x
+    ``TRANSFER_STACK_MEMBERS / STACK_MEMBERS`` transfers or models from scratch (as many, at the defaults), and one
+    mixture."""
     per_transfer = members * TRANSFER_STACK_MEMBERS // STACK_MEMBERS
     return {"pretrain": members, "transfer": per_transfer, "scratch": per_transfer}.get(kind, 1)
 
