@@ -438,7 +438,8 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
 # stacks: 64-pixel crops (defocus, structure) 27.7 / 15.2 / 14.0 / 14.7 at K = 1 / 4 / 8 / 16 (2.09x at 8, 1.93x at
 # 4); 96-pixel crops (the dose series) 49.5 / 27.7 / 28.6 / 30.0. Pretrainings stack by 8 like transfers: 8 gains
 # 8 % on the 64-pixel series and loses 3 % on the dose series' 15 pretrainings (2 stacks, one a core), and the
-# stage's 63 pretrainings still make 10 stacks for 2 cores (17 at 4). Transfers (``TRANSFER_STACK_MEMBERS``): 700-900 a stage.
+# stage's 63 pretrainings still make 10 stacks for 2 cores (17 at 4). Transfers (``TRANSFER_STACK_MEMBERS``):
+# 700-900 a stage.
 STACK_MEMBERS = 8
 TRANSFER_STACK_MEMBERS = 8
 

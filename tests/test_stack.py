@@ -118,13 +118,13 @@ def _task(gen, n, side):
 
 @pytest.mark.parametrize("option", ["none", "encoder", "decoder"])
 def test_stacked_models_equal_single_models_up_to_float_rounding(option, monkeypatch):
-    """Four models trained as one stack (its narrow convolutions in pairs) give each the per-epoch validation losses and the selected epoch that it
-    gets trained alone, up to rounding. Training amplifies rounding, by a machine-dependent amount: the same single
-    model trained on 2 threads instead of 1 moved its losses by 0.1-2 % on an AVX512 CPU and up to 9 % (encoder
-    frozen) on an AVX2 one, fp32 (measured), and a stack whose skips stay channels_last moved one member's last
-    epoch by 3.3 % on the AVX512 one (its first step's gradients equal the single networks' within 0.3 %: the test
-    above). So the tolerance is that spread, measured here (at least 5 %), and the selected epoch may differ only
-    where two epochs tie within it."""
+    """Four models trained as one stack (its narrow convolutions in pairs) give each the per-epoch validation losses
+    and the selected epoch that it gets trained alone, up to rounding. Training amplifies rounding, by a
+    machine-dependent amount: the same single model trained on 2 threads instead of 1 moved its losses by 0.1-2 % on
+    an AVX512 CPU and up to 9 % (encoder frozen) on an AVX2 one, fp32 (measured), and a stack whose skips stay
+    channels_last moved one member's last epoch by 3.3 % on the AVX512 one (its first step's gradients equal the
+    single networks' within 0.3 %: the test above). So the tolerance is that spread, measured here (at least 5 %),
+    and the selected epoch may differ only where two epochs tie within it."""
     monkeypatch.setattr(tr, "mixed_precision", lambda device: False)
     gen = torch.Generator().manual_seed(0)
     trains = [_task(gen, 16, 96) for _ in range(4)]
