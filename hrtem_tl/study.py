@@ -314,17 +314,21 @@ def _transfer(jobs: list[Job], pr: Preset, cache, dev, threads) -> list[dict]:
     return rows
 
 
-def _mixture(job: Job, pr: Preset, cache, dev) -> dict:
-    """Baseline: one stage on a source:target mixture for as many epochs as the two stages together."""
-    n_src, n_tgt = job.mixture
-    mixed = (_data(job.series, job.source, "train", pr, cache).take(n_src)
-             + _data(job.series, job.target, "train", pr, cache).take(n_tgt))
-    model = tr.new_model(pr.width, job.seed)
-    hist = tr.fit(model, mixed, _val_sets(job.series, pr, cache),
-                  _config(job, pr, job.lr_pretrain, 2 * pr.epochs, len(mixed)), job.target, dev)
-    t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
-    return _row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
-                T_study=hist.study[job.target][t_epoch])
+def _mixtures(jobs: list[Job], pr: Preset, cache, dev) -> list[dict]:
+    """Baseline: one stage on a source:target mixture for as many epochs as the two stages together; the
+    mixtures of one total size train as one stack, each from its own initialisation on its own images."""
+    val = _val_sets(jobs[0].series, pr, cache)
+    trains = [_data(j.series, j.source, "train", pr, cache).take(j.mixture[0])
+              + _data(j.series, j.target, "train", pr, cache).take(j.mixture[1]) for j in jobs]
+    models = [tr.new_model(pr.width, j.seed) for j in jobs]
+    cfgs = [_config(j, pr, j.lr_pretrain, 2 * pr.epochs, len(t)) for j, t in zip(jobs, trains)]
+    hists = tr.fit_stack(models, trains, [val] * len(jobs), cfgs, [j.target for j in jobs], dev)
+    rows = []
+    for job, hist, model in zip(jobs, hists, models):
+        t_value, t_epoch = tr.select_loss(hist.losses, job.target, job.target)
+        rows.append(_row(job, pr, dev, hist, model, best_epoch_transfer=t_epoch, T=t_value,
+                         T_study=hist.study[job.target][t_epoch]))
+    return rows
 
 
 def _scratch(jobs: list[Job], pr: Preset, cache, dev) -> list[dict]:
@@ -396,7 +400,7 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
               threads: int | None = None) -> list[dict]:
     """Train the unfinished ``jobs`` (one :func:`stack_key`: pretrainings, or transfers of one freezing option) as
     one stacked network, write each model and row as its own artefact, and return their rows in order. A
-    mixture trains alone. A killed stack leaves its finished neighbours' rows; its own
+    killed stack leaves its finished neighbours' rows; its own
     models run again."""
     import torch
 
@@ -426,7 +430,7 @@ def run_stack(jobs: list[Job], preset: str | Preset, cache=None, device: str = "
         elif kind == "scratch":
             made = _scratch(jobs, pr, cache, dev)
         else:
-            made = [_mixture(j, pr, cache, dev) for j in jobs]
+            made = _mixtures(jobs, pr, cache, dev)
         for i in todo:
             atomic_write(row_path(jobs[i], pr, cache), lambda tmp, row=made[i]: Path(tmp).write_text(json.dumps(row)))
             rows[i] = made[i]
@@ -446,19 +450,19 @@ TRANSFER_STACK_MEMBERS = 8
 
 def stack_members(kind: str, members: int = STACK_MEMBERS) -> int:
     """The most models of ``kind`` one stack holds: ``members`` pretrainings, ``members`` x
-    ``TRANSFER_STACK_MEMBERS / STACK_MEMBERS`` transfers or models from scratch (as many, at the defaults), and one
-    mixture."""
+    ``TRANSFER_STACK_MEMBERS / STACK_MEMBERS`` transfers or models from scratch (as many, at the defaults), and
+    ``members`` mixtures (models from scratch like the pretrainings)."""
     per_transfer = members * TRANSFER_STACK_MEMBERS // STACK_MEMBERS
-    return {"pretrain": members, "transfer": per_transfer, "scratch": per_transfer}.get(kind, 1)
+    return {"pretrain": members, "mixture": members, "transfer": per_transfer, "scratch": per_transfer}[kind]
 
 
 def stack_key(job: Job, pr: Preset) -> tuple:
     """Jobs with one stack key can train as one stack: the same series, kind, freezing option, learning rates,
     budget and minibatches, and the same transfer size unless they train a pretraining's budget (the hands-on
-    chapter's transfers and models from scratch: every size trains as many minibatches an epoch). Mixtures never
-    stack."""
+    chapter's transfers and models from scratch: every size trains as many minibatches an epoch). Mixtures stack
+    when they share their total size (and so their minibatches), whatever their proportions."""
     if job.kind == "mixture":
-        return (job.kind, job.key(pr))
+        return (job.series, job.kind, job.lr_pretrain, sum(job.mixture), minibatches(job, pr, sum(job.mixture)))
     size = None if job.budget == "pretraining" or job.kind == "scratch" else job.transfer_size
     return (job.series, job.kind, job.freeze, job.lr_pretrain, job.lr_transfer, size, job.budget,
             minibatches(job, pr, train_images(job, pr)))

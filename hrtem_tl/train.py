@@ -409,11 +409,13 @@ def fit_stack(models: list[UNet], trains: list[Data], vals: list[dict[str, Data]
             for hist, n, (ce, study) in zip(hists, names, scores):
                 hist.losses[n[j]].append(ce)
                 hist.study[n[j]].append(study)
+        state = None  # the stack's state dict, taken once an epoch for the members that improved
         for k, (hist, select) in enumerate(zip(hists, selects)):
             hist.train.append(float(running[k]) / max(steps, 1))
             if hist.best_epoch < 0 or hist.losses[select][-1] < hist.losses[select][hist.best_epoch]:
+                state = net.state_dict() if state is None else state
                 hist.best_epoch = epoch
-                hist.best_state = member_state(net.state_dict(), k, members)
+                hist.best_state = member_state(state, k, members)
     for hist in hists:
         hist.seconds_per_epoch = train_time / max(cfgs[0].epochs, 1) / members
         hist.images_per_second = seen / max(train_time, 1e-9)

@@ -2,7 +2,9 @@
 memory layout that does not crash, and a model's identity (its precision)."""
 
 import copy
+import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -251,8 +253,8 @@ def test_time_boxes_read_a_whole_book_built_from_an_empty_cache(tmp_path):
 
 def test_the_hands_on_models_of_every_size_stack_with_a_pretrainings_budget():
     """The hands-on chapter's equal-budget models (transfers of one freezing option, models from scratch) train as
-    many minibatches an epoch whatever their target-set size, so the sizes stack together; a mixture stays alone
-    and the study-budget transfers stack by size (their minibatches differ)."""
+    many minibatches an epoch whatever their target-set size, so the sizes stack together; the mixtures of one
+    total size stack together and the study-budget transfers stack by size (their minibatches differ)."""
     from hrtem_tl import lesson
 
     cpu = get_preset("cpu")
@@ -266,4 +268,36 @@ def test_the_hands_on_models_of_every_size_stack_with_a_pretrainings_budget():
     per_epoch = {study.minibatches(j, cpu, j.transfer_size) for s in scratch + budget for j in s}
     assert len(per_epoch) == 1
     mixtures = [j for j in study.grid("defocus", cpu) if j.kind == "mixture"]
-    assert all(len(s) == 1 for s in study.stacks(mixtures, cpu))
+    assert [len(s) for s in study.stacks(mixtures, cpu)] == [len(cpu.mixtures) * len(cpu.seeds)]
+    other = dataclasses.replace(mixtures[0], mixture=(8, 8))  # another total: other minibatches, its own stack
+    assert [len(s) for s in study.stacks([other] + mixtures, cpu)] == [len(mixtures), 1]
+
+
+def test_stacked_mixtures_train_each_on_its_own_images(smoke_cache, tmp_path, monkeypatch):
+    """Two mixtures of one total size train as one stack (the stack's equality with single models is the test
+    above): each member on its own source:target proportions, validated on every domain, selected on the target,
+    and each written as its own row under its own key."""
+    smoke = get_preset("smoke")
+    base = next(j for j in study.grid("defocus", smoke) if j.kind == "mixture")
+    jobs = [dataclasses.replace(base, mixture=m) for m in ((2, 6), (6, 2))]
+    cache = tmp_path / "cache"
+    shutil.copytree(smoke_cache, cache)
+    seen, fit_stack = {}, tr.fit_stack
+
+    def spy(models, trains, vals, cfgs, selects, device):
+        seen.update(members=len(models), trains=trains, vals=vals, selects=selects)
+        return fit_stack(models, trains, vals, cfgs, selects, device)
+
+    monkeypatch.setattr(tr, "fit_stack", spy)
+    rows = study.run_stack(jobs, smoke, cache)
+    pr = smoke.for_series("defocus")
+    assert seen["members"] == 2 and seen["selects"] == [base.target] * 2
+    for job, train in zip(jobs, seen["trains"]):
+        source = study._data("defocus", job.source, "train", pr, cache).take(job.mixture[0])
+        target = study._data("defocus", job.target, "train", pr, cache).take(job.mixture[1])
+        assert torch.equal(train.images, (source + target).images) and torch.equal(train.masks, (source + target).masks)
+    assert all(set(v) == set(study._val_sets("defocus", pr, cache)) for v in seen["vals"])
+    for job, row in zip(jobs, rows):
+        assert row["key"] == job.key(pr) and row["mixture"] == list(job.mixture)
+        assert study.read_row(study.row_path(job, pr, cache), cache)["T"] == row["T"]
+        assert json.loads(row["losses"]).keys() == set(study._val_sets("defocus", pr, cache))
