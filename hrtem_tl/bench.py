@@ -187,6 +187,16 @@ def _train_steps(members: int, width: int, crop: int, bf16: bool, steps: int, ba
     return seconds, table, net
 
 
+def _interleaved_pairs(first, second, pairs: int) -> tuple[list, list]:
+    """Seconds from ``first()`` and ``second()`` run alternately ``pairs`` times: a machine whose pace drifts
+    (another tenant, its clock) moves both of a pair alike, so their ratio is read per pair."""
+    a, b = [], []
+    for _ in range(pairs):
+        a.append(first())
+        b.append(second())
+    return a, b
+
+
 @contextmanager
 def _quiet_stderr():
     """File descriptor 2 to /dev/null: the profiler's C++ side prints its start and stop there."""
@@ -247,11 +257,13 @@ def _nominal_peak_gflops(bf16: bool) -> float | None:
     return mhz / 1e3 * 64 * (2 if bf16 else 1)
 
 
-def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8) -> None:
+def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2, 4, 8, 16), steps: int = 8,
+                pairs: int = 5) -> None:
     """Models per hour on one core at each preset's training shape: single and stacked models (K members), bf16
     and fp32, the share of each part of a step, GFLOP/s; and the book's path (what ``study`` uses: stacks of
     ``STACK_MEMBERS`` pretrainings, as many transfers, narrow convolutions paired: ``model.StackConv``) against the
-    step as it was before stacking (``N.NNx baseline``)."""
+    step as it was before stacking (``N.NNx baseline``: the median ratio of ``pairs`` interleaved pairs of
+    ``2 * steps`` steps each, and their range, since one pair of 8 steps moved by 1.5x on a noisy machine)."""
     import torch
 
     from .study import STACK_MEMBERS, Job, minibatches, train_images
@@ -286,12 +298,15 @@ def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2
                       f"{(f'{peak:.0f}' if peak else '-'):>13s}  " + "  ".join(f"{v:4.0%}" for v in shares.values()),
                       flush=True)
         bf16 = native_bf16
-        base_s, _, _ = _train_steps(1, pr.width, crop, bf16, steps, baseline=True)
-        ours_s, _, _ = _train_steps(STACK_MEMBERS, pr.width, crop, bf16, steps)
-        base, ours = 3600 / base_s / per_model, 3600 * STACK_MEMBERS / ours_s / per_model
+        base_s, ours_s = _interleaved_pairs(
+            lambda: _train_steps(1, pr.width, crop, bf16, 2 * steps, baseline=True)[0],
+            lambda: _train_steps(STACK_MEMBERS, pr.width, crop, bf16, 2 * steps)[0] / STACK_MEMBERS, pairs)
+        ratios = sorted(b / o for b, o in zip(base_s, ours_s))
+        base, ours = 3600 / np.median(base_s) / per_model, 3600 / np.median(ours_s) / per_model
         print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, narrow convolutions paired, "
               f"{'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h per core against {base:.0f} for the step before "
-              f"stacking: {ours / base:.2f}x baseline", flush=True)
+              f"stacking: {np.median(ratios):.2f}x baseline (median of {pairs} interleaved pairs; "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
     bench_pretraining(device=device)
     bench_evaluation(device=device)
 
