@@ -262,8 +262,9 @@ def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2
     """Models per hour on one core at each preset's training shape: single and stacked models (K members), bf16
     and fp32, the share of each part of a step, GFLOP/s; and the book's path (what ``study`` uses: stacks of
     ``STACK_MEMBERS`` pretrainings, as many transfers, narrow convolutions paired: ``model.StackConv``) against the
-    step as it was before stacking (``N.NNx baseline``: the median ratio of ``pairs`` interleaved pairs of
-    ``2 * steps`` steps each, and their range, since one pair of 8 steps moved by 1.5x on a noisy machine)."""
+    step as it was before stacking: the median models per hour of ``pairs`` interleaved pairs of ``2 * steps``
+    steps each, and ``N.NNx baseline`` as the median of the pairs' own ratios with their range (one pair of 8
+    steps moved by 1.5x on a noisy machine; a pair's two runs share its pace)."""
     import torch
 
     from .study import STACK_MEMBERS, Job, minibatches, train_images
@@ -305,8 +306,8 @@ def bench_train(presets=("cpu", "cpu-fine"), device: str = "auto", members=(1, 2
         base, ours = 3600 / np.median(base_s) / per_model, 3600 / np.median(ours_s) / per_model
         print(f"{name:9s} book path (stacks of {STACK_MEMBERS}, narrow convolutions paired, "
               f"{'bf16' if bf16 else 'fp32'}): {ours:.0f} models/h per core against {base:.0f} for the step before "
-              f"stacking: {np.median(ratios):.2f}x baseline (median of {pairs} interleaved pairs; "
-              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
+              f"stacking (medians of {pairs} interleaved pairs, {ours / base:.2f}x); per pair "
+              f"{np.median(ratios):.2f}x baseline ({ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
     bench_pretraining(device=device)
     bench_evaluation(device=device)
 
